@@ -1,0 +1,39 @@
+"""Wall time of `jitkube check -- kubectl get pods` next to `python -c pass`, same run.
+
+.venv/bin/python benchmarks/check_startup.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from _common import time_commands
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+    py = sys.executable
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JITKUBE_")}
+    t = time_commands(
+        {
+            "python -c pass": [py, "-c", "pass"],
+            "jitkube check -- get pods": [py, "-m", "jitkube", "check", "--", "get", "pods"],
+            "jitkube --version (typer not built)": [py, "-m", "jitkube", "--version"],
+        },
+        runs=args.runs,
+        env=env,
+    )
+    base = t["python -c pass"].median
+    for label, timing in t.items():
+        print(
+            f"{label:40s} median {timing.median:7.1f} ms  ({timing.median / base:4.2f}x python -c pass)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""`jitkube check [options] -- kubectl ARGS…`: judge a command without running it.
+
+Hot path: stdlib and jitkube core only. Options are parsed by hand because argparse
+alone costs more start-up time than the whole judgement (see benchmarks/check_startup.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jitkube import envelope
+from jitkube.environment import Environment
+from jitkube.errors import ExitCode, UsageError
+from jitkube.judge import Judgement, judge, strip_kubectl_word
+from jitkube.policy import Action, DecisionContext, Policy, default_policy, load_policy_file
+
+USAGE = (
+    "usage: jitkube check [--agent] [--non-interactive] [--policy FILE] "
+    "[--namespace-default NS] [--cluster NAME] [--role NAME] [--output json] "
+    "-- [kubectl] ARGS…"
+)
+
+_VALUE_OPTIONS = ("--policy", "--namespace-default", "--cluster", "--role", "--kubectl")
+_BOOL_OPTIONS = ("--agent", "--non-interactive")
+
+
+@dataclass
+class CheckOptions:
+    agent: bool = False
+    non_interactive: bool = False
+    policy: str | None = None
+    namespace_default: str = "default"
+    cluster: str = ""
+    role: str = ""
+    kubectl: str = "kubectl"
+    kubectl_argv: tuple[str, ...] = ()
+
+
+def parse_check_args(args: Sequence[str], kubectl_default: str = "kubectl") -> CheckOptions:
+    opts = CheckOptions()
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if arg in ("-h", "--help"):
+            raise UsageError(USAGE)
+        if arg in _BOOL_OPTIONS:
+            setattr(opts, arg[2:].replace("-", "_"), True)
+        elif arg.partition("=")[0] in _VALUE_OPTIONS:
+            name, eq, value = arg.partition("=")
+            if not eq:
+                if i + 1 >= len(args):
+                    raise UsageError(f"{name} needs a value", hint=USAGE)
+                i += 1
+                value = args[i]
+            values[name[2:].replace("-", "_")] = value
+        elif arg.startswith("-"):
+            raise UsageError(
+                f"unknown check option {arg!r}; put the kubectl command after --", hint=USAGE
+            )
+        else:
+            break
+        i += 1
+    for key, value in values.items():
+        setattr(opts, key, value)
+    if "kubectl" not in values:
+        opts.kubectl = kubectl_default
+    opts.kubectl_argv = tuple(strip_kubectl_word(args[i:]))
+    if not opts.kubectl_argv:
+        raise UsageError("no kubectl command to check", hint=USAGE)
+    return opts
+
+
+def _load_policy(path: str | None) -> Policy:
+    if path is None:
+        return default_policy()
+    return load_policy_file(Path(path))
+
+
+EXIT_BY_ACTION = {
+    Action.ALLOW: ExitCode.OK,
+    Action.CONFIRM: ExitCode.APPROVAL_REQUIRED,
+    Action.APPROVE: ExitCode.APPROVAL_REQUIRED,
+    Action.DENY: ExitCode.DENIED,
+}
+STATUS_BY_ACTION = {
+    Action.ALLOW: "ok",
+    Action.CONFIRM: "approval_required",
+    Action.APPROVE: "approval_required",
+    Action.DENY: "denied",
+}
+
+
+def judgement_data(j: Judgement) -> dict[str, Any]:
+    """The `data` of the check envelope (also the core of refusal lines on the kubectl path)."""
+    inv = j.invocation
+    return {
+        "class": j.assessment.risk.label,
+        "decision": j.decision.action.label,
+        "rule": j.decision.rule,
+        "reasons": [r.text for r in j.assessment.reasons] + list(j.decision.reasons),
+        "exposes_secret_values": j.assessment.exposes_secret_values,
+        "invocation": {
+            "command": inv.command_name,
+            "kinds": list(j.assessment.kinds or inv.kinds),
+            "names": list(inv.names),
+            "namespace": inv.namespace,
+            "namespaces": list(j.assessment.namespaces),
+            "all_namespaces": inv.all_namespaces,
+            "dry_run": inv.dry_run,
+            "output": inv.output,
+            "files": [f.path for f in inv.files],
+            "manifest_digest": j.manifests.digest if j.manifests else None,
+            "problems": list(inv.problems),
+        },
+    }
+
+
+def render_text(j: Judgement) -> str:
+    data = judgement_data(j)
+    inv = data["invocation"]
+    ns = inv["namespace"] if inv["namespace"] else "(context default)"
+    if inv["all_namespaces"]:
+        ns = "(all namespaces)"
+    lines = [
+        f"command:    {inv['command'] or '(unknown)'}",
+        f"kinds:      {', '.join(inv['kinds']) or '-'}",
+        f"names:      {', '.join(inv['names']) or '-'}",
+        f"namespace:  {ns}",
+    ]
+    if inv["dry_run"] != "none":
+        lines.append(f"dry run:    {inv['dry_run']}")
+    if inv["files"]:
+        lines.append(f"manifests:  {', '.join(inv['files'])}")
+    lines.append(f"class:      {data['class']}")
+    secret = "yes (output is masked)" if data["exposes_secret_values"] else "no"
+    lines.append(f"secrets:    {secret}")
+    lines.append(f"decision:   {data['decision']} (rule: {data['rule']})")
+    if data["reasons"]:
+        lines.append("reasons:")
+        lines.extend(f"  - {r}" for r in data["reasons"])
+    return "\n".join(lines) + "\n"
+
+
+def check_main(args: Sequence[str], env: Environment) -> int:
+    opts = parse_check_args(args, env.environ.get("JITKUBE_KUBECTL", "kubectl"))
+    policy = _load_policy(opts.policy)
+    agent = opts.agent or bool(env.environ.get("JITKUBE_AGENT"))
+    context = DecisionContext(
+        agent=agent,
+        interactive=not (agent or opts.non_interactive or env.non_interactive),
+        cluster=opts.cluster,
+        role=opts.role,
+        namespace_default=opts.namespace_default,
+    )
+    j = judge(
+        opts.kubectl_argv,
+        context,
+        policy,
+        read_stdin=env.stdin.read,
+        kubectl_path=opts.kubectl,
+    )
+    code = EXIT_BY_ACTION[j.decision.action]
+    if env.json_output:
+        env.stdout.write(
+            envelope.dumps(
+                envelope.build(
+                    "check", STATUS_BY_ACTION[j.decision.action], code, judgement_data(j)
+                )
+            )
+            + "\n"
+        )
+    else:
+        env.stdout.write(render_text(j))
+    return int(code)

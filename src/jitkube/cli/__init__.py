@@ -1,0 +1,1 @@
+"""The Typer application for every command except the hot path (kubectl, check)."""

@@ -1,0 +1,138 @@
+"""The `jitkube` entry point: global options, hot-path dispatch, one error mapper.
+
+`jitkube kubectl …` and `jitkube check …` are dispatched here before anything heavy is
+imported (no typer, rich, requests, boto3, msal, keyring): they run on every command an
+agent types. Every other command builds the Typer app in jitkube.cli.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from jitkube.environment import Environment
+from jitkube.errors import ExitCode, JitkubeError, UsageError
+
+HOT_COMMANDS = ("kubectl", "check")
+
+
+def _take_global_options(argv: Sequence[str], env: Environment) -> list[str]:
+    """Remove jitkube's global options and apply them to `env`.
+
+    Before the command word they are always ours; after it they are ours only for
+    jitkube's own subcommands (never for `kubectl …`, and for `check` only before `--`).
+    """
+    out: list[str] = []
+    command: str | None = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or command == "kubectl" or (command == "check" and not arg.startswith("-")):
+            # kubectl's argv is never ours to rewrite.
+            out.extend(argv[i:])
+            break
+        if arg == "--debug":
+            env.debug = True
+        elif arg == "--non-interactive":
+            env.non_interactive = True
+        elif arg in ("--output", "-o") or arg.startswith("--output="):
+            if arg.startswith("--output="):
+                value = arg.partition("=")[2]
+            else:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{arg} needs a value: json or text")
+                i += 1
+                value = argv[i]
+            if value not in ("json", "text"):
+                raise UsageError(f"--output must be json or text, not {value!r}")
+            env.json_output = value == "json"
+        else:
+            if command is None and not arg.startswith("-"):
+                command = arg
+            out.append(arg)
+        i += 1
+    return out
+
+
+def _command_name(argv: Sequence[str]) -> str:
+    return next((a for a in argv if not a.startswith("-")), "jitkube")
+
+
+def report_error(env: Environment, command: str, error: JitkubeError) -> int:
+    """Print one clear line (and the JSON envelope when asked); return the exit code."""
+    from jitkube import envelope
+
+    code = int(error.exit_code)
+    if env.json_output:
+        status = {
+            ExitCode.DENIED: "denied",
+            ExitCode.APPROVAL_REQUIRED: "pending",
+            ExitCode.APPROVAL_REFUSED: "refused",
+        }.get(error.exit_code, "error")
+        env.stdout.write(
+            envelope.dumps(
+                envelope.build(command, status, code, errors=[envelope.error_entry(error)])
+            )
+            + "\n"
+        )
+    line = f"jitkube: {error.message}"
+    if error.hint:
+        line += f"\n  hint: {error.hint}"
+    env.stderr.write(line + "\n")
+    return code
+
+
+def run_guarded(env: Environment, command: str, body: Callable[[], int]) -> int:
+    """Run `body`, mapping every exception to one stderr line and a documented exit code."""
+    try:
+        return body()
+    except JitkubeError as exc:
+        if env.debug:
+            import traceback
+
+            traceback.print_exc(file=env.stderr)
+        return report_error(env, command, exc)
+    except KeyboardInterrupt:
+        env.stderr.write("jitkube: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    except Exception as exc:
+        if env.debug:
+            import traceback
+
+            traceback.print_exc(file=env.stderr)
+        internal = JitkubeError(
+            f"internal error ({type(exc).__name__}); run again with --debug and report it"
+        )
+        return report_error(env, command, internal)
+
+
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Console-script entry; returns the process exit code."""
+    env = env or Environment.from_process()
+    raw = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _take_global_options(raw, env)
+    except JitkubeError as exc:
+        return report_error(env, _command_name(raw), exc)
+    command = _command_name(args)
+
+    if command in HOT_COMMANDS:
+        rest = args[args.index(command) + 1 :]
+        if command == "kubectl":
+            from jitkube.hotpath import kubectl_main
+
+            return run_guarded(env, "kubectl", lambda: kubectl_main(rest, env))
+        from jitkube.check import check_main
+
+        return run_guarded(env, "check", lambda: check_main(rest, env))
+    if args in (["--version"], ["version"]):
+        from jitkube import __version__
+
+        env.stdout.write(f"jitkube {__version__}\n")
+        return int(ExitCode.OK)
+
+    from jitkube.cli.app import run_app
+
+    return run_guarded(env, command, lambda: run_app(args, env))

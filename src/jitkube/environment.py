@@ -1,0 +1,58 @@
+"""The process environment jitkube runs in, injectable for tests (like httpie's Environment).
+
+Stdlib only: the hot path builds one on every call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import BinaryIO, TextIO
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def env_flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() in _TRUE
+
+
+@dataclass
+class Environment:
+    """Streams, variables and global switches of one jitkube run."""
+
+    stdin: BinaryIO = field(default_factory=lambda: sys.stdin.buffer)
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    debug: bool = False
+    json_output: bool = False
+    non_interactive: bool = False
+
+    @classmethod
+    def from_process(cls) -> Environment:
+        env = cls()
+        env.debug = env_flag(env.environ, "JITKUBE_DEBUG")
+        env.json_output = env.environ.get("JITKUBE_OUTPUT", "").strip().lower() == "json"
+        env.non_interactive = env_flag(env.environ, "JITKUBE_NON_INTERACTIVE") or env_flag(
+            env.environ, "CI"
+        )
+        return env
+
+    @property
+    def stdin_isatty(self) -> bool:
+        try:
+            return self.stdin.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    @property
+    def interactive(self) -> bool:
+        """A human may be at a terminal: not forced non-interactive and stderr is a TTY."""
+        if self.non_interactive:
+            return False
+        try:
+            return self.stderr.isatty()
+        except (AttributeError, ValueError):
+            return False
