@@ -32,10 +32,10 @@ def corpus() -> list[list[str]]:
     lines = []
     path = REPO / "tests" / "data" / "kubectl_help_examples.txt"
     if path.exists():
-        for line in path.read_text().splitlines():
-            line = line.split("#", 1)[0].strip() if line.startswith("#") else line.strip()
-            if not line:
+        for raw in path.read_text().splitlines():
+            if not raw.strip() or raw.startswith("#"):
                 continue
+            line = raw.split("\t", 1)[-1]
             try:
                 words = shlex.split(line.split(" | ")[0], comments=False)
             except ValueError:
@@ -67,7 +67,8 @@ def main() -> int:
     args = ap.parse_args()
     rate, distinct = measure(args.seconds)
     print(
-        f"classify: {rate:,.0f} argv/s (parse+risk+policy, {distinct} distinct argv, goal >= 20,000)"
+        f"classify: {rate:,.0f} argv/s (parse+risk+policy, {distinct} distinct argv,"
+        " goal >= 20,000)"
     )
     return 0
 
