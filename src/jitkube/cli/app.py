@@ -55,6 +55,9 @@ def build_app(env: Environment) -> typer.Typer:
         """Print jitkube's version."""
         env.stdout.write(f"jitkube {__version__}\n")
 
+    from jitkube.cli import login
+
+    login.register(app, env)
     return app
 
 

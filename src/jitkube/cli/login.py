@@ -10,20 +10,27 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from jitkube import envelope
 from jitkube.config import Config, load
 from jitkube.environment import Environment
-from jitkube.errors import ExitCode
+from jitkube.errors import ExitCode, JitkubeError
 from jitkube.identity.claims import Identity
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
     from jitkube.identity.login import DevicePrompt
+
+
+class LoginCancelledError(JitkubeError):
+    """Ctrl-C while waiting for the sign-in; nothing was stored."""
+
+    exit_code = ExitCode.INTERRUPTED
+    code = "interrupted"
 
 
 def make_console(env: Environment, *, stderr: bool = False) -> Console:
@@ -56,6 +63,28 @@ def render_device_prompt(prompt: DevicePrompt, now: float) -> RenderableType:
     return Panel(body, title="jitkube login", expand=False, padding=(1, 2))
 
 
+def render_qr(url: str) -> str | None:
+    """`url` as a QR code in Unicode half blocks, or None when segno is not installed."""
+    try:
+        import segno
+    except ImportError:  # optional: the URL and code are always printed
+        return None
+    import io
+
+    out = io.StringIO()
+    segno.make(url, error="l").terminal(out=out, compact=True, border=2)
+    return out.getvalue()
+
+
+def _qr_fits(console: Console, qr: str) -> bool:
+    lines = qr.splitlines()
+    return (
+        console.is_terminal
+        and console.encoding.lower().replace("-", "") == "utf8"
+        and max(map(len, lines), default=0) <= console.width
+    )
+
+
 class ConsoleLoginUI:
     """Shows the device prompt on stderr and a spinner while jitkube polls."""
 
@@ -65,6 +94,10 @@ class ConsoleLoginUI:
     @contextlib.contextmanager
     def waiting(self, prompt: DevicePrompt) -> Iterator[None]:
         console = make_console(self.env, stderr=True)
+        qr = render_qr(prompt.verification_uri_complete or prompt.verification_uri)
+        if qr is not None and _qr_fits(console, qr):
+            # Block characters, no colour codes: readable whatever NO_COLOR says.
+            self.env.stderr.write(qr)
         console.print(render_device_prompt(prompt, time.time()))
         # soft_wrap: a URL must stay one logical line, so copy-paste and link detection work.
         console.print(f"Sign-in page: {prompt.verification_uri}", soft_wrap=True)
@@ -138,7 +171,9 @@ def register(app: typer.Typer, env: Environment) -> None:
         issuer: str | None = typer.Option(None, "--issuer", help="OIDC issuer URL."),
         authority: str | None = typer.Option(None, "--authority", help="Entra ID authority."),
         client_id: str | None = typer.Option(None, "--client-id", help="OAuth client id."),
-        scope: list[str] | None = typer.Option(None, "--scope", help="Scope (repeatable)."),
+        scope: Annotated[
+            list[str] | None, typer.Option("--scope", help="Scope (repeatable).")
+        ] = None,
         ca_bundle: str | None = typer.Option(None, "--ca-bundle", help="PEM CA bundle."),
         token_store: str | None = typer.Option(
             None, "--token-store", help="keyring, file or memory."
@@ -157,7 +192,11 @@ def register(app: typer.Typer, env: Environment) -> None:
             ca_bundle=ca_bundle,
             token_store=token_store,
         )
-        identity = do_login(config, env, ConsoleLoginUI(env))
+        try:
+            identity = do_login(config, env, ConsoleLoginUI(env))
+        except KeyboardInterrupt:
+            # Typer turns Ctrl-C into a silent exit 130; say what happened instead.
+            raise LoginCancelledError("login cancelled; nothing was stored") from None
         return _emit(env, "login", identity.as_dict(), render_identity(identity, "Logged in."))
 
     @app.command()
