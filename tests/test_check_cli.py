@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from fixtures.env import IsolatedEnv
 
 PRIVILEGED_POD = b"""\

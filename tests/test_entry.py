@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from fixtures.env import IsolatedEnv
-
 from jitkube import __version__
 
 

@@ -66,10 +66,13 @@ class Invocation:
     template: str | None = None  # --template value
     dry_run: DryRun = "none"
     raw_path: str | None = None  # --raw URI
-    container_command: tuple[str, ...] = ()  # after `--` for exec/run/debug/attach
+    # after `--` for exec/run/debug/attach and create deployment/job/cronjob; for run also
+    # every positional after NAME
+    container_command: tuple[str, ...] = ()
     files: tuple[FileSource, ...] = ()
     verbosity: int = 0
     problems: tuple[str, ...] = ()
+    help: bool = False  # -h/--help given: kubectl only prints the command's help
 
     @property
     def command_name(self) -> str:

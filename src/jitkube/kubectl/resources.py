@@ -47,7 +47,9 @@ def _r(
     verbs: tuple[str, ...] = _RW,
     categories: tuple[str, ...] = (),
 ) -> ResourceType:
-    return ResourceType(plural, kind.lower(), kind, group, version, namespaced, short, verbs, categories)
+    return ResourceType(
+        plural, kind.lower(), kind, group, version, namespaced, short, verbs, categories
+    )
 
 
 _ALL = ("all",)
@@ -73,12 +75,48 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _r("serviceaccounts", "ServiceAccount", "", "v1", True, ("sa",)),
     _r("services", "Service", "", "v1", True, ("svc",), categories=_ALL),
     # admissionregistration.k8s.io/v1
-    _r("mutatingwebhookconfigurations", "MutatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", False, categories=_EXT),
-    _r("validatingadmissionpolicies", "ValidatingAdmissionPolicy", "admissionregistration.k8s.io", "v1", False, categories=_EXT),
-    _r("validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding", "admissionregistration.k8s.io", "v1", False, categories=_EXT),
-    _r("validatingwebhookconfigurations", "ValidatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", False, categories=_EXT),
+    _r(
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        "admissionregistration.k8s.io",
+        "v1",
+        False,
+        categories=_EXT,
+    ),
+    _r(
+        "validatingadmissionpolicies",
+        "ValidatingAdmissionPolicy",
+        "admissionregistration.k8s.io",
+        "v1",
+        False,
+        categories=_EXT,
+    ),
+    _r(
+        "validatingadmissionpolicybindings",
+        "ValidatingAdmissionPolicyBinding",
+        "admissionregistration.k8s.io",
+        "v1",
+        False,
+        categories=_EXT,
+    ),
+    _r(
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        "admissionregistration.k8s.io",
+        "v1",
+        False,
+        categories=_EXT,
+    ),
     # apiextensions / apiregistration
-    _r("customresourcedefinitions", "CustomResourceDefinition", "apiextensions.k8s.io", "v1", False, ("crd", "crds"), categories=_EXT),
+    _r(
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        "apiextensions.k8s.io",
+        "v1",
+        False,
+        ("crd", "crds"),
+        categories=_EXT,
+    ),
     _r("apiservices", "APIService", "apiregistration.k8s.io", "v1", False, categories=_EXT),
     # apps/v1
     _r("controllerrevisions", "ControllerRevision", "apps", "v1", True),
@@ -87,24 +125,80 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _r("replicasets", "ReplicaSet", "apps", "v1", True, ("rs",), categories=_ALL),
     _r("statefulsets", "StatefulSet", "apps", "v1", True, ("sts",), categories=_ALL),
     # authentication / authorization (create-only reviews)
-    _r("selfsubjectreviews", "SelfSubjectReview", "authentication.k8s.io", "v1", False, verbs=_CREATE),
+    _r(
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        "authentication.k8s.io",
+        "v1",
+        False,
+        verbs=_CREATE,
+    ),
     _r("tokenreviews", "TokenReview", "authentication.k8s.io", "v1", False, verbs=_CREATE),
-    _r("localsubjectaccessreviews", "LocalSubjectAccessReview", "authorization.k8s.io", "v1", True, verbs=_CREATE),
-    _r("selfsubjectaccessreviews", "SelfSubjectAccessReview", "authorization.k8s.io", "v1", False, verbs=_CREATE),
-    _r("selfsubjectrulesreviews", "SelfSubjectRulesReview", "authorization.k8s.io", "v1", False, verbs=_CREATE),
-    _r("subjectaccessreviews", "SubjectAccessReview", "authorization.k8s.io", "v1", False, verbs=_CREATE),
+    _r(
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        "authorization.k8s.io",
+        "v1",
+        True,
+        verbs=_CREATE,
+    ),
+    _r(
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        "authorization.k8s.io",
+        "v1",
+        False,
+        verbs=_CREATE,
+    ),
+    _r(
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        "authorization.k8s.io",
+        "v1",
+        False,
+        verbs=_CREATE,
+    ),
+    _r(
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        "authorization.k8s.io",
+        "v1",
+        False,
+        verbs=_CREATE,
+    ),
     # autoscaling / batch
-    _r("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", "v2", True, ("hpa",), categories=_ALL),
+    _r(
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        "autoscaling",
+        "v2",
+        True,
+        ("hpa",),
+        categories=_ALL,
+    ),
     _r("cronjobs", "CronJob", "batch", "v1", True, ("cj",), categories=_ALL),
     _r("jobs", "Job", "batch", "v1", True, categories=_ALL),
     # certificates / coordination / discovery / events
-    _r("certificatesigningrequests", "CertificateSigningRequest", "certificates.k8s.io", "v1", False, ("csr",)),
+    _r(
+        "certificatesigningrequests",
+        "CertificateSigningRequest",
+        "certificates.k8s.io",
+        "v1",
+        False,
+        ("csr",),
+    ),
     _r("leases", "Lease", "coordination.k8s.io", "v1", True),
     _r("endpointslices", "EndpointSlice", "discovery.k8s.io", "v1", True),
     _r("events", "Event", "events.k8s.io", "v1", True, ("ev",)),
     # flowcontrol
     _r("flowschemas", "FlowSchema", "flowcontrol.apiserver.k8s.io", "v1", False),
-    _r("prioritylevelconfigurations", "PriorityLevelConfiguration", "flowcontrol.apiserver.k8s.io", "v1", False),
+    _r(
+        "prioritylevelconfigurations",
+        "PriorityLevelConfiguration",
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        False,
+    ),
     # networking / node / policy
     _r("ingressclasses", "IngressClass", "networking.k8s.io", "v1", False),
     _r("ingresses", "Ingress", "networking.k8s.io", "v1", True, ("ing",)),
@@ -126,7 +220,8 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
 )
 
 CATEGORIES: dict[str, tuple[ResourceType, ...]] = {
-    cat: tuple(r for r in BUILTIN_RESOURCES if cat in r.categories) for cat in ("all", "api-extensions")
+    cat: tuple(r for r in BUILTIN_RESOURCES if cat in r.categories)
+    for cat in ("all", "api-extensions")
 }
 
 
