@@ -55,9 +55,10 @@ def build_app(env: Environment) -> typer.Typer:
         """Print jitkube's version."""
         env.stdout.write(f"jitkube {__version__}\n")
 
-    from jitkube.cli import login
+    from jitkube.cli import login, sandbox
 
     login.register(app, env)
+    sandbox.register(app, env)
     return app
 
 
