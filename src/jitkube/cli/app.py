@@ -55,10 +55,11 @@ def build_app(env: Environment) -> typer.Typer:
         """Print jitkube's version."""
         env.stdout.write(f"jitkube {__version__}\n")
 
-    from jitkube.cli import login, sandbox
+    from jitkube.cli import broker, login, sandbox
 
     login.register(app, env)
     sandbox.register(app, env)
+    broker.register(app, env)
     return app
 
 

@@ -1,0 +1,282 @@
+"""Per-command approvals: re-judged with the broker's policy, single-use, short-lived.
+
+The CLI asks for an approval when its local policy says `approve`; the broker does not
+take that on trust. It parses the argv itself, judges the risk (with the manifests the
+CLI read, sent as bytes so the digest is recomputed here) and applies its own policy:
+`deny` is refused outright, `allow` is granted without a reviewer, `confirm`/`approve`
+wait for reviewers of the session's role. An approval is bound to a fingerprint of the
+exact command and to the session, and can be consumed exactly once within 10 minutes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jitkube.broker.auth import Identity
+from jitkube.broker.config import BrokerConfig
+from jitkube.broker.errors import BrokerError
+from jitkube.broker.fingerprint import command_fingerprint
+from jitkube.broker.metrics import BrokerMetrics
+from jitkube.broker.notify import Notifier
+from jitkube.broker.sessions import iso
+from jitkube.broker.store import DuplicateVote, Row, Store
+from jitkube.errors import ConfigError, PolicyError
+from jitkube.kubectl.invocation import FileSource
+from jitkube.kubectl.manifests import ManifestSet, read_manifests
+from jitkube.kubectl.parser import parse
+from jitkube.policy import (
+    Action,
+    DecisionContext,
+    Policy,
+    decide,
+    default_policy,
+    load_policy_file,
+    policy_from_dict,
+)
+from jitkube.risk import assess
+
+Clock = Callable[[], float]
+MAX_MANIFESTS = 64
+
+
+def load_broker_policy(config: BrokerConfig) -> Policy:
+    """The policy from broker.yaml (inline or file), else jitkube's shipped default."""
+    try:
+        if config.policy is not None:
+            return policy_from_dict(dict(config.policy), "broker.yaml policy")
+        if config.policy_file is not None:
+            return load_policy_file(Path(config.policy_file))
+    except PolicyError as exc:
+        raise ConfigError(f"policy: {exc.message}") from None
+    return default_policy()
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    argv: tuple[str, ...]
+    namespace: str = ""
+    manifests: tuple[str, ...] = ()  # base64 of each manifest source, in the order read
+    reason: str = ""
+
+
+def manifests_from_blobs(blobs: Sequence[bytes]) -> ManifestSet:
+    """A ManifestSet as the CLI read it: same bytes in the same order, so the same digest."""
+    with tempfile.TemporaryDirectory(prefix="jitkube-broker-") as tmp:
+        sources = []
+        for i, blob in enumerate(blobs):
+            path = Path(tmp) / f"manifest-{i}.yaml"
+            path.write_bytes(blob)
+            sources.append(FileSource(path=str(path), kind="file"))
+        return read_manifests(sources)
+
+
+class CommandApprovalService:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        store: Store,
+        clock: Clock,
+        policy: Policy,
+        notifier: Notifier,
+        metrics: BrokerMetrics,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.policy = policy
+        self.notifier = notifier
+        self.metrics = metrics
+
+    def request(self, session: Row, request: CommandRequest) -> Row:
+        """Re-judge the command; store it approved (policy allows), pending, or refuse it."""
+        argv = list(request.argv)
+        if argv and argv[0] == "kubectl":
+            argv = argv[1:]
+        if not argv:
+            raise BrokerError("validation", "argv is empty", extra={"field": "argv"})
+        if len(request.manifests) > MAX_MANIFESTS:
+            raise BrokerError("validation", "too many manifests", extra={"field": "manifests"})
+        try:
+            blobs = [base64.b64decode(m, validate=True) for m in request.manifests]
+        except (binascii.Error, ValueError):
+            raise BrokerError(
+                "validation", "manifests must be base64", extra={"field": "manifests"}
+            ) from None
+        invocation = parse(argv)
+        manifests: ManifestSet | None = None
+        digest = ""
+        if invocation.files:
+            # Without the bytes the broker cannot judge what -f applies: assess() then
+            # sees a problem and the command is unknown, hence denied (fail closed).
+            manifests = (
+                manifests_from_blobs(blobs)
+                if blobs
+                else ManifestSet(problems=("manifests were not sent to the broker",))
+            )
+            digest = manifests.digest
+        assessment = assess(invocation, manifests)
+        context = DecisionContext(
+            agent=bool(session["agent"]),
+            interactive=False,
+            cluster=session["cluster"],
+            role=session["role"],
+            namespace_default=request.namespace or "default",
+        )
+        decision = decide(assessment, context, self.policy, command=invocation.command)
+        self.metrics.commands.labels(decision.action.label).inc()
+        reasons = [*assessment.texts, *decision.reasons]
+        if decision.action is Action.DENY:
+            raise BrokerError(
+                "denied_by_policy",
+                "the broker's policy refuses this command",
+                extra={
+                    "risk": assessment.risk.label,
+                    "rule": decision.rule,
+                    "reasons": reasons,
+                },
+            )
+        role = self.config.roles.get(session["role"])
+        min_approvals = max(1, role.approval.min_approvals) if role else 1
+        now = self.clock()
+        approved = decision.action is Action.ALLOW
+        row: dict[str, Any] = {
+            "id": "cmd_" + secrets.token_hex(10),
+            "session_id": session["id"],
+            "requester_sub": session["owner_sub"],
+            "fingerprint": command_fingerprint(argv, session["cluster"], request.namespace, digest),
+            "argv": argv,
+            "cluster": session["cluster"],
+            "namespace": request.namespace,
+            "manifest_digest": digest,
+            "risk": assessment.risk.label,
+            "reasons": reasons,
+            "decision": decision.action.label,
+            "rule": decision.rule[:128],
+            "status": "approved" if approved else "pending",
+            "min_approvals": 0 if approved else min_approvals,
+            "created_at": now,
+            "expires_at": now + self.config.limits.command_approval_ttl_seconds,
+        }
+        self.store.create_command(row)
+        if not approved:
+            self.notifier.notify(
+                "command.requested",
+                {
+                    "id": row["id"],
+                    "requester": session["owner_email"] or session["owner_sub"],
+                    "command": " ".join(["kubectl", *argv])[:500],
+                    "risk": row["risk"],
+                    "cluster": row["cluster"],
+                    "role": session["role"],
+                    "reason": request.reason[:300],
+                },
+            )
+        return row
+
+    def get(self, command_id: str) -> Row:
+        row = self.store.get_command(command_id)
+        if row is None:
+            raise BrokerError("not_found", "no such command approval")
+        now = self.clock()
+        if row["status"] in ("pending", "approved") and row["expires_at"] <= now:
+            self.store.transition_command(command_id, [row["status"]], {"status": "expired"})
+            row = self.store.get_command(command_id)
+            assert row is not None
+        return row
+
+    def can_review(self, reviewer: Identity, row: Row) -> bool:
+        """Approvers of the session's role, and the broker-wide command approvers."""
+        if reviewer.in_any(self.config.command_approver_groups):
+            return True
+        session = self.store.get_session(row["session_id"])
+        role = self.config.roles.get(session["role"]) if session else None
+        return role is not None and reviewer.in_any(role.approval.approver_groups)
+
+    def review(self, command_id: str, reviewer: Identity, decision: str, comment: str) -> Row:
+        row = self.get(command_id)
+        if reviewer.sub == row["requester_sub"]:
+            raise BrokerError("self_approval", "you cannot approve your own command")
+        if not self.can_review(reviewer, row):
+            raise BrokerError("not_a_reviewer", "you may not review commands of this role")
+        if row["status"] != "pending":
+            raise BrokerError("already_decided", f"command approval is {row['status']}")
+        now = self.clock()
+        try:
+            votes = self.store.add_command_vote(
+                command_id, reviewer.sub, reviewer.email, decision, comment[:1024], now
+            )
+        except DuplicateVote as exc:
+            raise BrokerError("already_decided", str(exc)) from None
+        if decision == "deny":
+            self.store.transition_command(command_id, ["pending"], {"status": "denied"})
+            self.notifier.notify("command.denied", {"id": command_id, "reviewer": reviewer.display})
+        elif sum(1 for v in votes if v["decision"] == "approve") >= row[
+            "min_approvals"
+        ] and self.store.transition_command(
+            command_id, ["pending"], {"status": "approved"}, not_expired_at=now
+        ):
+            self.notifier.notify(
+                "command.approved", {"id": command_id, "reviewer": reviewer.display}
+            )
+        return self.get(command_id)
+
+    def consume(self, command_id: str, session: Row, fingerprint: str) -> Row:
+        """Use an approval once: only for its session and its exact command, before expiry."""
+        now = self.clock()
+        if not self.store.transition_command(
+            command_id,
+            ["approved"],
+            {"status": "consumed", "consumed_at": now},
+            not_expired_at=now,
+            session_id=session["id"],
+            fingerprint=fingerprint,
+        ):
+            row = self.get(command_id)
+            why = (
+                "it belongs to another session or command"
+                if row["status"] == "approved"
+                else f"it is {row['status']}"
+            )
+            raise BrokerError(
+                "approval_not_usable",
+                f"approval cannot be used: {why}",
+                extra={"approval_status": row["status"]},
+            )
+        return self.get(command_id)
+
+    def view(self, row: Row) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "session_id": row["session_id"],
+            "status": row["status"],
+            "requester": row["requester_sub"],
+            "argv": row["argv"],
+            "cluster": row["cluster"],
+            "namespace": row["namespace"],
+            "manifest_digest": row["manifest_digest"],
+            "fingerprint": row["fingerprint"],
+            "risk": row["risk"],
+            "reasons": row["reasons"],
+            "broker_decision": row["decision"],
+            "rule": row["rule"],
+            "approvals_required": row["min_approvals"],
+            "approvals": [
+                {
+                    "reviewer": v["reviewer_email"] or v["reviewer_sub"],
+                    "decision": v["decision"],
+                    "comment": v["comment"],
+                    "at": iso(v["created_at"]),
+                }
+                for v in self.store.command_votes(row["id"])
+            ],
+            "created_at": iso(row["created_at"]),
+            "expires_at": iso(row["expires_at"]),
+            "consumed_at": iso(row.get("consumed_at")),
+        }

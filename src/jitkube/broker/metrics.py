@@ -1,0 +1,58 @@
+"""Prometheus metrics of one broker app, in its own registry (no module-level globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class BrokerMetrics:
+    """The broker's counters; `render()` is the /metrics body."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "jitkube_broker_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "jitkube_broker_request_seconds",
+            "HTTP request latency by route template.",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.sessions = Counter(
+            "jitkube_broker_sessions",
+            "Session requests by outcome (active, pending, denied, break_glass, ...).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.eks_tokens = Counter(
+            "jitkube_broker_eks_tokens", "EKS tokens minted.", registry=self.registry
+        )
+        self.assume_role = Counter(
+            "jitkube_broker_assume_role",
+            "STS AssumeRole calls by result.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.audit_events = Counter(
+            "jitkube_broker_audit_events",
+            "Audit events received, by result (accepted, duplicate, conflict).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "jitkube_broker_auth_failures", "Rejected bearer tokens.", registry=self.registry
+        )
+        self.commands = Counter(
+            "jitkube_broker_command_approvals",
+            "Per-command approval requests by broker decision.",
+            ["decision"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,292 @@
+"""Helpers for the broker tests: fake clock, test issuer, config, in-process broker."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jitkube.broker.store import Store
+
+POSTGRES_URL = os.environ.get(
+    "JITKUBE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'broker.db'}"
+
+
+class FakeClock:
+    """Epoch seconds that only move when a test says so."""
+
+    def __init__(self, start: float = 1_900_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# -- a test OpenID issuer: RSA keys in memory, JWKS handed to the validator directly --------
+
+ISSUER = "https://issuer.test/oidc"
+AUDIENCE = "jitkube"
+
+
+_KEY_POOL: list[Any] = []
+_KEY_COUNTER = itertools.count()
+
+
+def _next_rsa_key() -> Any:
+    """RSA keys from a small per-process pool (generating one costs ~50-100 ms).
+
+    Consecutive calls return different keys, so an issuer and an "other provider" made in
+    the same test never share a key.
+    """
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    index = next(_KEY_COUNTER) % 8
+    while len(_KEY_POOL) <= index:
+        _KEY_POOL.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    return _KEY_POOL[index]
+
+
+class TestIssuer:
+    """Signs access tokens like an IdP would; `jwks()` is what its JWKS endpoint serves."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, issuer: str = ISSUER, clock: FakeClock | None = None) -> None:
+        self.issuer = issuer
+        self.clock = clock or FakeClock()
+        self.keys: dict[str, Any] = {}
+        self.kid = self.add_key()
+        self.jwks_fetches = 0
+
+    def add_key(self) -> str:
+        kid = f"k{len(self.keys) + 1}-{uuid.uuid4().hex[:6]}"
+        self.keys[kid] = _next_rsa_key()
+        return kid
+
+    def jwks(self) -> dict[str, Any]:
+        import jwt
+
+        out = []
+        for kid, key in self.keys.items():
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+            out.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+        return {"keys": out}
+
+    def fetch(self, url: str) -> bytes:
+        """The JwksCache fetch seam: discovery and JWKS from memory."""
+        if url.endswith("/.well-known/openid-configuration"):
+            return json.dumps({"issuer": self.issuer, "jwks_uri": self.issuer + "/jwks"}).encode()
+        assert url == self.issuer + "/jwks"
+        self.jwks_fetches += 1
+        return json.dumps(self.jwks()).encode()
+
+    def claims(self, sub: str, groups: Sequence[str], **extra: Any) -> dict[str, Any]:
+        now = int(self.clock())
+        return {
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "sub": sub,
+            "email": f"{sub}@example.test",
+            "groups": list(groups),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            **extra,
+        }
+
+    def token(
+        self,
+        sub: str = "alice",
+        groups: Sequence[str] = ("engineers",),
+        *,
+        kid: str | None = None,
+        headers: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> str:
+        import jwt
+
+        kid = kid or self.kid
+        return jwt.encode(
+            self.claims(sub, groups, **extra),
+            self.keys[kid],
+            algorithm="RS256",
+            headers={"kid": kid, "typ": "at+jwt", **(headers or {})},
+        )
+
+
+def broker_config_dict(role_arns: dict[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
+    """A broker.yaml as data, with the roles the broker tests use."""
+    arns = role_arns or {}
+
+    def arn(name: str) -> str:
+        return arns.get(name, f"arn:aws:iam::123456789012:role/{name}")
+
+    data: dict[str, Any] = {
+        "version": 1,
+        "oidc": {
+            "issuer": ISSUER,
+            "audience": [AUDIENCE],
+            "client_id": "jitkube-cli",
+            "agent_groups": ["agents"],
+            "jwks_min_refresh_seconds": 0,
+        },
+        "clusters": [
+            {
+                "name": "prod",
+                "region": "us-east-1",
+                "endpoint": "https://prod.eks.test",
+                "certificate_authority": "LS0tLS1CRUdJTg==",
+            },
+            {
+                "name": "dev",
+                "region": "eu-west-1",
+                "endpoint": "https://dev.eks.test",
+                "certificate_authority": "LS0tLS1CRUdJTg==",
+                "eks_cluster_name": "dev-eks",
+            },
+        ],
+        "roles": [
+            {
+                "name": "viewer",
+                "role_arn": arn("jitkube-viewer"),
+                "clusters": ["prod", "dev"],
+                "requestable_by": ["engineers", "agents"],
+                "max_ttl": "1h",
+                "approval": {"min_approvals": 0},
+            },
+            {
+                "name": "admin",
+                "role_arn": arn("jitkube-admin"),
+                "cluster": "prod",
+                "requestable_by": ["engineers", "sre-oncall"],
+                "max_ttl": "2h",
+                "approval": {
+                    "approver_groups": ["reviewers"],
+                    "min_approvals": 1,
+                    "reason_required": True,
+                    "agent_allowed": False,
+                    "break_glass": True,
+                    "break_glass_groups": ["sre-oncall"],
+                },
+            },
+            {
+                "name": "deployer",
+                "role_arn": arn("jitkube-deployer"),
+                "clusters": ["prod"],
+                "requestable_by": ["engineers", "agents", "ci-deployers"],
+                "max_ttl": "1h",
+                "delivery": "credentials",
+                "session_tags": {"team": "platform"},
+                "approval": {
+                    "approver_groups": ["reviewers"],
+                    "min_approvals": 2,
+                    "auto_approve_groups": ["ci-deployers"],
+                },
+            },
+        ],
+        "admin_groups": ["platform-admins"],
+        "auditor_groups": ["auditors"],
+        "command_approver_groups": ["reviewers"],
+    }
+    data.update(overrides)
+    return data
+
+
+@dataclass(frozen=True)
+class StsHandle:
+    """The STS emulator and an access key moto knows (the broker's own AWS identity)."""
+
+    emulator: Any
+    key_id: str
+    secret: str
+    issuer: Any = None  # a Boto3CredentialIssuer, built once (a boto3 client costs ~150 ms)
+
+
+def sts_issuer(sts: StsHandle) -> Any:
+    """A Boto3CredentialIssuer pointed at the emulator."""
+    import boto3
+
+    from jitkube.broker.sts import Boto3CredentialIssuer
+
+    session = boto3.session.Session(
+        aws_access_key_id=sts.key_id, aws_secret_access_key=sts.secret, region_name="us-east-1"
+    )
+    return Boto3CredentialIssuer("us-east-1", sts.emulator.url, session=session)
+
+
+@dataclass
+class Broker:
+    """An in-process broker app with its parts, for API tests."""
+
+    client: Any  # starlette TestClient
+    app: Any
+    store: Store
+    issuer: TestIssuer
+    clock: FakeClock
+    sts: StsHandle
+    notifier: Any
+
+    def auth(
+        self, sub: str = "alice", groups: Sequence[str] = ("engineers",), **extra: Any
+    ) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.issuer.token(sub, groups, **extra)}"}
+
+    @staticmethod
+    def session_auth(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+class RecordingNotifier:
+    """A Notifier that keeps what it was told (the webhook delivery has its own tests)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def notify(self, event: str, payload: Any) -> None:
+        self.events.append((event, dict(payload)))
+
+
+def make_broker(
+    store: Store,
+    clock: FakeClock,
+    sts: StsHandle,
+    config: dict[str, Any] | None = None,
+    notifier: Any = None,
+) -> Broker:
+    from starlette.testclient import TestClient
+
+    from jitkube.broker.app import create_app
+    from jitkube.broker.auth import JwksCache, TokenValidator
+    from jitkube.broker.config import parse_config
+    from jitkube.broker.sts import CredentialVault
+
+    settings = parse_config(config or broker_config_dict())
+    issuer = TestIssuer(clock=clock)
+    validator = TokenValidator(settings.oidc, JwksCache(settings.oidc, issuer.fetch), clock)
+    notifier = notifier if notifier is not None else RecordingNotifier()
+    from cryptography.fernet import Fernet
+
+    app = create_app(
+        settings,
+        store,
+        clock,
+        validator=validator,
+        issuer=sts.issuer or sts_issuer(sts),
+        vault=CredentialVault([Fernet.generate_key()]),
+        notifier=notifier,
+    )
+    client = TestClient(app, raise_server_exceptions=False)
+    return Broker(client, app, store, issuer, clock, sts, notifier)

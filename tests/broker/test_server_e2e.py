@@ -1,0 +1,340 @@
+"""A real broker process (uvicorn on loopback, port 0) with the sandbox IdP and STS emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from broker_harness import StsHandle, broker_config_dict
+from cryptography.fernet import Fernet
+
+from jitkube.broker.server import READY_PREFIX
+from jitkube.broker.store import Store
+from jitkube.eks_token import decode_eks_token
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# The real CLI, as an operator starts it.
+RUNNER = [sys.executable, "-m", "jitkube", "broker"]
+
+
+@dataclass
+class BrokerProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+    db: Path
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+def start_broker(config: Path, env: dict[str, str], timeout: float = 30) -> BrokerProcess:
+    proc = subprocess.Popen(
+        [*RUNNER, "serve", "--config", str(config), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith(READY_PREFIX.encode()) or not line:
+            break
+    if not line.startswith(READY_PREFIX.encode()):
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"broker did not start: {err.decode(errors='replace')[-2000:]}")
+    url = line.decode().strip()[len(READY_PREFIX) :]
+    # The socket is bound before the announcement; wait until the app answers.
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    data = yaml.safe_load(config.read_text())
+    return BrokerProcess(url, proc, Path(data["storage"]["url"].removeprefix("sqlite:///")))
+
+
+@pytest.fixture
+def broker_env(
+    tmp_path: Path, sandbox_idp: Any, broker_sts: StsHandle
+) -> tuple[Path, dict[str, str]]:
+    data = broker_config_dict()
+    data["oidc"].update(
+        issuer=sandbox_idp.idp.issuer, ca_bundle=str(sandbox_idp.ca_bundle), audience=["jitkube"]
+    )
+    data["storage"] = {"url": f"sqlite:///{tmp_path / 'broker.db'}"}
+    data["aws"] = {"region": "us-east-1", "sts_endpoint_url": broker_sts.emulator.url}
+    config = tmp_path / "broker.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": broker_sts.key_id,
+        "AWS_SECRET_ACCESS_KEY": broker_sts.secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "JITKUBE_BROKER_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    return config, env
+
+
+@pytest.fixture
+def running_broker(broker_env: tuple[Path, dict[str, str]]) -> Iterator[BrokerProcess]:
+    process = start_broker(*broker_env)
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def ci_token(sandbox_idp: Any) -> str:
+    response = requests.post(
+        sandbox_idp.idp.token_endpoint,
+        data={"grant_type": "client_credentials", "scope": "openid"},
+        auth=("jitkube-ci", sandbox_idp.ci_client_secret),
+        verify=str(sandbox_idp.ca_bundle),
+        timeout=10,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def test_ci_gets_a_session_and_a_working_eks_token_from_a_real_broker(
+    running_broker: BrokerProcess, sandbox_idp: Any, broker_sts: StsHandle
+) -> None:
+    url = running_broker.url
+    assert requests.get(url + "/v1/client-config", timeout=5).json()["client_id"] == "jitkube-cli"
+    auth = {"Authorization": f"Bearer {ci_token(sandbox_idp)}"}
+    created = requests.post(
+        url + "/v1/sessions",
+        json={"role": "deployer", "cluster": "prod", "ttl": "15m", "reason": "deploy 42"},
+        headers=auth,
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    session = created.json()["session"]
+    eks = requests.post(
+        f"{url}/v1/sessions/{session['id']}/eks-token",
+        headers={"Authorization": f"Bearer {created.json()['session_token']}"},
+        timeout=10,
+    ).json()
+    now = dt.datetime.now(dt.UTC)
+    presigned = decode_eks_token(eks["token"], "prod", now=now)
+    identity = broker_sts.emulator.validate_presigned(presigned.url, presigned.headers, now)
+    assert getattr(identity, "arn", "").endswith(f"/jitkube-{session['id']}")
+    metrics = requests.get(url + "/metrics", timeout=5).text
+    assert "jitkube_broker_eks_tokens_total 1.0" in metrics
+    openapi = requests.get(url + "/openapi.json", timeout=5).json()
+    assert "/v1/sessions/{session_id}/eks-token" in openapi["paths"]
+    # A token from nowhere is refused by the real server too.
+    bogus = requests.get(url + "/v1/sessions", headers={"Authorization": "Bearer x.y.z"}, timeout=5)
+    assert bogus.status_code == 401
+
+
+def test_no_acknowledged_audit_event_is_lost_when_the_broker_is_sigkilled(
+    broker_env: tuple[Path, dict[str, str]], sandbox_idp: Any
+) -> None:
+    config, env = broker_env
+    process = start_broker(config, env)
+    auth = {"Authorization": f"Bearer {ci_token(sandbox_idp)}"}
+    acked: list[str] = []
+    attempted_up_to = 0
+    stop = threading.Event()
+
+    def ship() -> None:
+        nonlocal attempted_up_to
+        seq = 0
+        with requests.Session() as http:
+            while not stop.is_set():
+                batch = [
+                    {"id": f"ci-{n}", "seq": n, "argv": ["apply", "-f", "x.yaml"], "exit_code": 0}
+                    for n in range(seq + 1, seq + 26)
+                ]
+                attempted_up_to = batch[-1]["seq"]
+                try:
+                    response = http.post(
+                        process.url + "/v1/audit",
+                        json={"client_id": "ci-runner-1", "events": batch},
+                        headers=auth,
+                        timeout=5,
+                    )
+                except requests.RequestException:
+                    return  # the broker died mid-request: this batch is not acknowledged
+                if response.status_code == 200:
+                    acked.extend(e["id"] for e in batch)
+                    seq = batch[-1]["seq"]
+
+    shipper = threading.Thread(target=ship)
+    try:
+        shipper.start()
+        deadline = time.monotonic() + 30
+        while len(acked) < 500 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(process.proc.pid, signal.SIGKILL)  # mid-stream, no shutdown of any kind
+        shipper.join(timeout=10)
+    finally:
+        stop.set()
+        process.kill()
+    assert len(acked) >= 500
+
+    store = Store.open(f"sqlite:///{process.db}")
+    stored = {r["event_id"] for r in store.list_audit(limit=1_000_000)}
+    assert set(acked) <= stored, f"{len(set(acked) - stored)} acknowledged events lost"
+    store.close()
+
+    # The client's spool resends everything not acknowledged; a restarted broker takes it.
+    restarted = start_broker(config, env)
+    try:
+        last_acked = max(int(e.split("-")[1]) for e in acked)
+        batch = [
+            {"id": f"ci-{n}", "seq": n, "exit_code": 0}
+            for n in range(last_acked + 1, attempted_up_to + 1)
+        ]
+        response = requests.post(
+            restarted.url + "/v1/audit",
+            json={"client_id": "ci-runner-1", "events": batch},
+            headers=auth,
+            timeout=10,
+        ).json()
+        assert response["high_water"] == attempted_up_to
+        assert response["missing"] == 0
+    finally:
+        restarted.kill()
+
+
+def test_keep_alive_requests_are_not_delayed_by_nagle(running_broker: BrokerProcess) -> None:
+    """Without TCP_NODELAY on accepted sockets each reused connection waits ~40 ms."""
+    samples = []
+    with requests.Session() as http:
+        http.get(running_broker.url + "/healthz", timeout=5)
+        for _ in range(15):
+            start = time.perf_counter()
+            http.get(running_broker.url + "/healthz", timeout=5)
+            samples.append(time.perf_counter() - start)
+    assert sorted(samples)[len(samples) // 2] < 0.025
+
+
+def test_the_broker_serves_https_with_the_given_certificate(
+    broker_env: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    from jitkube.sandbox.tls import CertificateAuthority
+
+    ca = CertificateAuthority()
+    cert, key = ca.issue_server().write(tmp_path, "broker")
+    bundle = ca.write_bundle(tmp_path / "ca.pem")
+    config, env = broker_env
+    proc = subprocess.Popen(
+        [
+            *RUNNER,
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            "0",
+            *("--tls-cert", str(cert), "--tls-key", str(key)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().decode().strip().removeprefix(READY_PREFIX)
+        assert url.startswith("https://127.0.0.1:")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                health = requests.get(url + "/healthz", verify=str(bundle), timeout=2)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert health.json()["status"] == "ok"
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(url + "/healthz", timeout=2)  # not trusted without the CA
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": 3}, "version: must be 1"),
+        ({"roles": []}, "roles: required"),
+    ],
+)
+def test_serve_refuses_a_bad_config_before_listening(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    from jitkube.broker.server import ServeOptions, serve
+    from jitkube.errors import ConfigError
+
+    data = {**broker_config_dict(), **change}
+    config = tmp_path / "broker.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        serve(ServeOptions(config, port=0))
+
+
+def test_serve_wants_certificate_and_key_together(tmp_path: Path) -> None:
+    from jitkube.broker.server import ServeOptions, serve
+    from jitkube.errors import ConfigError
+
+    config = tmp_path / "broker.yaml"
+    config.write_text(yaml.safe_dump(broker_config_dict()), encoding="utf-8")
+    with pytest.raises(ConfigError, match="go together"):
+        serve(ServeOptions(config, port=0, tls_cert=tmp_path / "c.pem"))
+
+
+def test_register_adds_broker_serve_with_its_options() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from jitkube.cli.broker import register
+    from jitkube.environment import Environment
+
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        """jitkube"""
+
+    register(app, Environment())
+    result = CliRunner().invoke(app, ["broker", "serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--config", "--host", "--port", "--tls-cert", "--tls-key"):
+        assert option in result.output
+
+
+def test_bad_config_exits_64_naming_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "broker.yaml"
+    config.write_text("version: 1\nstorage: {url: 'sqlite:///x.db'}\n")
+    result = subprocess.run(
+        [*RUNNER, "serve", "--config", str(config), "--port", "0"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 64
+    assert "oidc" in result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
