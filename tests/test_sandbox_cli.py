@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from fixtures.env import IsolatedEnv
 
@@ -49,6 +50,13 @@ def test_up_status_env_down_leaves_nothing_behind(
     assert _alive(pid)
     assert data["cluster_url"].startswith("https://127.0.0.1:")
     assert data["issuer"].startswith("https://127.0.0.1:")
+    health = requests.get(data["broker_url"] + "/healthz", verify=data["ca_bundle"], timeout=10)
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    client_config = requests.get(
+        data["broker_url"] + "/v1/client-config", verify=data["ca_bundle"], timeout=10
+    ).json()
+    assert client_config["issuer"] == data["issuer"]
 
     second = _envelope(
         isolated_env.run("--output", "json", "sandbox", "up", "--dir", str(sandbox_dir))

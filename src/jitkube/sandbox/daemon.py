@@ -56,6 +56,7 @@ def run(directory: Path, auto_approve: str | None) -> int:
 
     started = time.monotonic()
     # Imported after the lock: a refused second daemon should not pay for moto.
+    from jitkube.sandbox.broker import SandboxBroker, sandbox_broker_config, write_config
     from jitkube.sandbox.idp import SandboxIdP
     from jitkube.sandbox.tls import CertificateAuthority
     from jitkube.sandbox.world import SANDBOX_ROLES, Sandbox
@@ -63,9 +64,29 @@ def run(directory: Path, auto_approve: str | None) -> int:
     ca = CertificateAuthority("jitkube sandbox CA")
     world = Sandbox.start(ca=ca)
     idp: SandboxIdP | None = None
+    broker: SandboxBroker | None = None
     try:
         idp = SandboxIdP(ca=ca, auto_approve=auto_approve).start()
         ca_path = ca.write_bundle(directory / "ca.crt")
+        if not (directory / "broker.key").exists():
+            from cryptography.fernet import Fernet
+
+            write_private(directory / "broker.key", Fernet.generate_key())
+        broker_config = write_config(
+            directory / "broker.yaml",
+            sandbox_broker_config(
+                directory=directory,
+                issuer=idp.issuer,
+                ca_bundle=ca_path,
+                cluster_name=world.cluster.name,
+                cluster_url=world.cluster.url,
+                cluster_ca_pem=world.cluster.ca_pem,
+                region=world.sts.region,
+                sts_url=world.sts.url,
+                role_arns={role: world.role_arn(role) for role in SANDBOX_ROLES},
+            ),
+        )
+        broker = SandboxBroker(broker_config, ca, directory).start()
         public_client = next(c for c in idp.clients.values() if c.is_public)
         ci_client = next((c for c in idp.clients.values() if not c.is_public), None)
         write_private(
@@ -86,6 +107,7 @@ def run(directory: Path, auto_approve: str | None) -> int:
             f"client_id = {_toml_str(public_client.client_id)}\n"
             'scopes = ["jitkube"]\n'
             f"ca_bundle = {_toml_str(str(ca_path))}\n"
+            f"broker_url = {_toml_str(broker.url)}\n"
             f"cluster = {_toml_str(world.cluster.name)}\n"
             'token_store = "file"\n',
         )
@@ -102,6 +124,8 @@ def run(directory: Path, auto_approve: str | None) -> int:
             "cluster_url": world.cluster.url,
             "roles": {role: world.role_arn(role) for role in SANDBOX_ROLES},
             "issuer": idp.issuer,
+            "broker_url": broker.url,
+            "broker_config": str(broker_config),
             "idp_admin_url": idp.admin_url,
             "client_id": public_client.client_id,
             "auto_approve": auto_approve,
@@ -110,6 +134,8 @@ def run(directory: Path, auto_approve: str | None) -> int:
         stop.wait()
     finally:
         (directory / STATE_FILE).unlink(missing_ok=True)
+        if broker is not None:
+            broker.stop()
         if idp is not None:
             idp.stop()
         world.stop()
