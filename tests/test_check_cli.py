@@ -178,3 +178,11 @@ def test_console_script_and_module_behave_the_same(isolated_env: IsolatedEnv) ->
     )
     assert via_script.returncode == via_module.returncode
     assert via_script.stdout == via_module.stdout
+
+
+def test_help_goes_to_stdout_and_exits_zero(isolated_env: IsolatedEnv) -> None:
+    r = isolated_env.run("check", "--help")
+    assert r.returncode == 0
+    assert r.stdout.decode().startswith("usage: jitkube check")
+    assert "exit codes:" in r.stdout.decode()
+    assert r.stderr == b""

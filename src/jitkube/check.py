@@ -27,6 +27,28 @@ _VALUE_OPTIONS = ("--policy", "--namespace-default", "--cluster", "--role", "--k
 _BOOL_OPTIONS = ("--agent", "--non-interactive")
 
 
+HELP = f"""{USAGE}
+
+Judge a kubectl command without running it: parse it as kubectl would, assess its risk
+class and reasons, and apply the policy. Nothing is sent anywhere.
+
+options:
+  --agent               judge as for an AI agent (also JITKUBE_AGENT)
+  --non-interactive     judge as if no human can answer a prompt
+  --policy FILE         use this policy instead of the shipped default
+  --namespace-default NS  the namespace the context would use (default: default)
+  --cluster NAME, --role NAME  match policy rules on cluster and role
+  --kubectl PATH        kubectl used to render -k directories (also JITKUBE_KUBECTL)
+  --output json         print the versioned JSON envelope
+
+exit codes: 0 allow, 65 deny, 66 confirm or approve needed, 64 usage error.
+"""
+
+
+class HelpRequested(Exception):
+    """`jitkube check --help`: print HELP on stdout and exit 0."""
+
+
 @dataclass
 class CheckOptions:
     agent: bool = False
@@ -49,7 +71,7 @@ def parse_check_args(args: Sequence[str], kubectl_default: str = "kubectl") -> C
             i += 1
             break
         if arg in ("-h", "--help"):
-            raise UsageError(USAGE)
+            raise HelpRequested
         if arg in _BOOL_OPTIONS:
             setattr(opts, arg[2:].replace("-", "_"), True)
         elif arg.partition("=")[0] in _VALUE_OPTIONS:
@@ -139,7 +161,7 @@ def render_text(j: Judgement) -> str:
     if inv["files"]:
         lines.append(f"manifests:  {', '.join(inv['files'])}")
     lines.append(f"class:      {data['class']}")
-    secret = "yes (output is masked)" if data["exposes_secret_values"] else "no"
+    secret = "may appear in the output" if data["exposes_secret_values"] else "no"
     lines.append(f"secrets:    {secret}")
     lines.append(f"decision:   {data['decision']} (rule: {data['rule']})")
     if data["reasons"]:
@@ -149,7 +171,11 @@ def render_text(j: Judgement) -> str:
 
 
 def check_main(args: Sequence[str], env: Environment) -> int:
-    opts = parse_check_args(args, env.environ.get("JITKUBE_KUBECTL", "kubectl"))
+    try:
+        opts = parse_check_args(args, env.environ.get("JITKUBE_KUBECTL", "kubectl"))
+    except HelpRequested:
+        env.stdout.write(HELP)
+        return int(ExitCode.OK)
     policy = _load_policy(opts.policy)
     agent = opts.agent or bool(env.environ.get("JITKUBE_AGENT"))
     context = DecisionContext(
