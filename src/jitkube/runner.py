@@ -245,7 +245,7 @@ def run_kubectl(
 ) -> RunResult:
     """Run `kubectl ARGV` against `target`; kubectl's exit code is returned unchanged."""
     started = time.monotonic()
-    kubectl_path = _resolve(kubectl, environ)
+    kubectl_path = resolve_kubectl(kubectl, environ)
     with PrivateRunDir(run_base, target) as run_dir, _Forwarder() as forwarder:
         env = child_environment(environ, run_dir, cache_dir)
         args = [kubectl_path, *argv]
@@ -259,16 +259,25 @@ def run_kubectl(
         )
 
 
-def _resolve(kubectl: str, environ: Mapping[str, str]) -> str:
-    """An absolute path to kubectl (posix_spawn does not search PATH)."""
+def resolve_kubectl(kubectl: str, environ: Mapping[str, str]) -> str:
+    """An absolute path to the real kubectl (posix_spawn does not search PATH).
+
+    jitkube's own `kubectl` shim is skipped: running it would recurse into jitkube.
+    """
+    from jitkube.errors import ConfigError
+    from jitkube.shim import is_shim
+
     if os.sep in kubectl:
+        if is_shim(kubectl):
+            raise ConfigError(
+                f"the kubectl setting {kubectl!r} is jitkube's own shim",
+                hint="point `kubectl` in config.toml (or JITKUBE_KUBECTL) at the real binary",
+            )
         return kubectl
     for directory in environ.get("PATH", os.defpath).split(os.pathsep):
         candidate = os.path.join(directory or ".", kubectl)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK) and not is_shim(candidate):
             return candidate
-    from jitkube.errors import ConfigError
-
     raise ConfigError(
         f"kubectl not found: {kubectl!r} is not on PATH",
         hint="install kubectl or set kubectl = '/path/to/kubectl' in config.toml",
@@ -390,6 +399,7 @@ __all__ = [
     "default_cache_dir",
     "default_run_base",
     "kubeconfig_document",
+    "resolve_kubectl",
     "run_kubectl",
     "sweep_stale",
 ]
