@@ -210,14 +210,35 @@ def register(app: typer.Typer, env: Environment) -> None:
         return _emit(env, "whoami", identity.as_dict(), render_identity(identity, "Logged in."))
 
     @app.command()
-    def logout() -> int:
-        """Remove every stored token (keyring entries, token file, login record)."""
+    def logout(
+        revoke: bool = typer.Option(
+            False, "--revoke", help="Also end your sessions at the broker."
+        ),
+    ) -> int:
+        """Remove every stored token (keyring, token file, login record, cached sessions)."""
+        from jitkube import session_cache
         from jitkube.identity import logout as do_logout
 
+        revoked: list[str] = []
+        problems: list[str] = []
+        if revoke:  # before the tokens go: listing your sessions needs your login
+            from jitkube.client.sessions import end_all_sessions
+
+            revoked, problems = end_all_sessions(_config(env), env)
+        dropped = session_cache.remove(env.environ)  # cached sessions die with the login
         cleared = do_logout(env)
+        if dropped:
+            cleared.append("session cache")
         text = (
             "Logged out; removed: " + ", ".join(cleared) + "."
             if cleared
             else "Nothing stored; already logged out."
         )
-        return _emit(env, "logout", {"removed": cleared}, text)
+        if revoke:
+            text += f" Revoked {len(revoked)} session(s) at the broker."
+        for problem in problems:
+            env.stderr.write(f"jitkube: could not revoke {problem}\n")
+        data: dict[str, Any] = {"removed": cleared}
+        if revoke:
+            data.update(revoked=revoked, problems=problems)
+        return _emit(env, "logout", data, text)
