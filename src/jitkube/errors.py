@@ -8,6 +8,7 @@ can always tell who ended the command.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -22,6 +23,7 @@ class ExitCode(IntEnum):
     SESSION_REQUIRED = 69  # no active session for this cluster/role; run `jitkube request`
     BROKER_UNREACHABLE = 70  # the broker did not answer
     INTERNAL = 71  # a bug in jitkube; please report it with --debug output
+    AUDIT_INVALID = 72  # `jitkube audit --verify` found edited, missing or reordered records
     INTERRUPTED = 130  # Ctrl-C, like a shell
 
 
@@ -34,10 +36,14 @@ class JitkubeError(Exception):
     exit_code: ExitCode = ExitCode.INTERNAL
     code: str = "internal"  # stable machine-readable code for the JSON envelope
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # Machine-readable detail for the JSON envelope (a judgement, an approval id…).
+        self.data = data
 
 
 class UsageError(JitkubeError):
