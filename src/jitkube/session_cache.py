@@ -327,51 +327,19 @@ def apply_eks_answer(session: CachedSession, answer: Mapping[str, Any]) -> Cache
     )
 
 
-def _ssl_context(ca_bundle: str | None) -> Any:
-    import ssl
-
-    try:
-        return ssl.create_default_context(cafile=ca_bundle)
-    except (OSError, ssl.SSLError):
-        raise BrokerUnreachableError(
-            f"cannot use the broker CA bundle {ca_bundle}", hint="check ca_bundle in config.toml"
-        ) from None
-
-
 def _post_eks_token(session: CachedSession, timeout: float) -> tuple[int, Any]:
     """POST the eks-token call; (status, parsed JSON or None). Raises OSError when offline."""
-    import urllib.error
-    import urllib.request
+    from jitkube.broker_http import call
 
-    class _NoRedirect(urllib.request.HTTPRedirectHandler):
-        # A redirect would resend the bearer token to wherever the answer points.
-        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-    handlers: list[Any] = [_NoRedirect()]
-    if session.broker_url.startswith("https://"):
-        handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(session.ca_bundle)))
-    opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(  # noqa: S310 - broker_url was checked: https or loopback http
-        f"{session.broker_url}/v1/sessions/{session.session_id}/eks-token",
-        data=b"",
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {session.session_token}",
-            "Accept": "application/json",
-            "User-Agent": "jitkube",
-        },
+    return call(
+        session.broker_url,
+        "POST",
+        f"/v1/sessions/{session.session_id}/eks-token",
+        authorization=f"Bearer {session.session_token}",
+        raw_body=b"",
+        ca_bundle=session.ca_bundle,
+        timeout=timeout,
     )
-    try:
-        with opener.open(request, timeout=timeout) as resp:
-            status, body = resp.status, resp.read(1024 * 1024)
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read(64 * 1024)
-        exc.close()
-    try:
-        return status, json.loads(body)
-    except ValueError:
-        return status, None
 
 
 def fresh_eks_token(

@@ -300,9 +300,7 @@ def _post(
     batch: list[StoredLine],
     timeout: float,
 ) -> dict[str, Any]:
-    import ssl
-    import urllib.error
-    import urllib.request
+    from jitkube.broker_http import call
 
     # The stored lines are already JSON: splice them instead of re-serialising.
     body = (
@@ -312,49 +310,29 @@ def _post(
         + ",".join(x.text for x in batch)
         + "]}"
     ).encode("utf-8")
-    url = broker_url.rstrip("/") + "/v1/audit"
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked just below
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "Authorization": auth_header,
-            "User-Agent": "jitkube-audit/1",
-        },
-    )
-    if not url.startswith(("https://", "http://")):
-        raise DeliveryError("rejected", f"broker URL must be http(s), not {url.split(':', 1)[0]!r}")
-    context = ssl.create_default_context(cafile=ca_bundle) if url.startswith("https://") else None
     try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
-            answer = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        code = _problem_code(exc)
-        kind = "unauthorized" if exc.code in (401, 403) else "rejected"
-        if exc.code in (408, 429) or exc.code >= 500:
+        status, answer = call(
+            broker_url,
+            "POST",
+            "/v1/audit",
+            authorization=auth_header,
+            raw_body=body,
+            ca_bundle=ca_bundle,
+            timeout=timeout,
+        )
+    except (OSError, ValueError) as exc:
+        raise DeliveryError(
+            "unreachable", f"broker {broker_url} is unreachable ({type(exc).__name__})"
+        ) from None
+    if status != 200:
+        code = answer.get("code") if isinstance(answer, dict) else None
+        kind = "unauthorized" if status in (401, 403) else "rejected"
+        if status in (408, 429) or status >= 500:
             kind = "unreachable"
-        raise DeliveryError(
-            kind, f"broker answered {exc.code} ({code}) to the audit upload", exc.code
-        ) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryError(
-            "unreachable", f"broker {broker_url} is unreachable ({type(reason).__name__})"
-        ) from None
+        raise DeliveryError(kind, f"broker answered {status} ({code}) to the audit upload", status)
     if not isinstance(answer, dict):
         raise DeliveryError("rejected", "the broker's audit answer is not a JSON object")
     return answer
-
-
-def _problem_code(exc: Any) -> str:
-    try:
-        data = json.loads(exc.read(65_536))
-        code = data.get("code") if isinstance(data, dict) else None
-        return str(code)[:64] if code else "no code"
-    except (OSError, ValueError):
-        return "no code"
 
 
 def spawn_background_flush(
