@@ -45,7 +45,7 @@ stdin_bytes = spec["stdin"].encode() if spec.get("stdin") is not None else None
 result = run_kubectl(
     spec["kubectl"], spec["argv"], target,
     environ=os.environ, run_base=Path(spec["run_base"]), cache_dir=Path(spec["cache"]),
-    stdin_bytes=stdin_bytes, masker_factory=Upper if spec.get("mask") else None,
+    stdin_bytes=stdin_bytes, maskers=(Upper, Upper) if spec.get("mask") else None,
 )
 Path(spec["result"]).write_text(json.dumps({
     "exit_code": result.exit_code, "masked_count": result.masked_count,

@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from jitkube.environment import Environment
+from jitkube.environment import Environment, parse_duration
 from jitkube.errors import ExitCode, JitkubeError, UsageError
 
 HOT_COMMANDS = ("kubectl", "check")
+# Options for the guarded kubectl path; they go before `kubectl` (after it, all is kubectl's).
+_KUBECTL_VALUE_OPTIONS = ("--agent", "--reason", "--approval-timeout")
 
 
 def _take_global_options(argv: Sequence[str], env: Environment) -> list[str]:
@@ -35,6 +37,21 @@ def _take_global_options(argv: Sequence[str], env: Environment) -> list[str]:
             env.debug = True
         elif arg == "--non-interactive":
             env.non_interactive = True
+        elif arg == "--no-wait" and command is None:
+            env.no_wait = True
+        elif arg.partition("=")[0] in _KUBECTL_VALUE_OPTIONS and command is None:
+            name, eq, value = arg.partition("=")
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"{name} needs a value")
+                i += 1
+                value = argv[i]
+            if name == "--agent":
+                env.agent = value
+            elif name == "--reason":
+                env.reason = value
+            else:
+                env.approval_timeout = parse_duration(value, name)
         elif arg in ("--output", "-o") or arg.startswith("--output="):
             if arg.startswith("--output="):
                 value = arg.partition("=")[2]
@@ -59,22 +76,28 @@ def _command_name(argv: Sequence[str]) -> str:
 
 
 def report_error(env: Environment, command: str, error: JitkubeError) -> int:
-    """Print one clear line (and the JSON envelope when asked); return the exit code."""
+    """Print one clear line (and the JSON envelope when asked); return the exit code.
+
+    On the kubectl path stdout belongs to kubectl's output, so the envelope goes to
+    stderr, and it is printed for agents even without --output json: it is what a
+    program acts on (class, decision, reasons, rule, what a human can do).
+    """
     from jitkube import envelope
 
     code = int(error.exit_code)
-    if env.json_output:
+    kubectl_path = command == "kubectl"
+    if env.json_output or (kubectl_path and env.agent):
         status = {
             ExitCode.DENIED: "denied",
             ExitCode.APPROVAL_REQUIRED: "pending",
             ExitCode.APPROVAL_REFUSED: "refused",
         }.get(error.exit_code, "error")
-        env.stdout.write(
-            envelope.dumps(
-                envelope.build(command, status, code, errors=[envelope.error_entry(error)])
+        line = envelope.dumps(
+            envelope.build(
+                command, status, code, data=error.data, errors=[envelope.error_entry(error)]
             )
-            + "\n"
         )
+        (env.stderr if kubectl_path else env.stdout).write(line + "\n")
     line = f"jitkube: {error.message}"
     if error.hint:
         line += f"\n  hint: {error.hint}"

@@ -12,6 +12,29 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
 _TRUE = {"1", "true", "yes", "on"}
+_UNITS = {"h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """`15m`, `1h30m`, `90s` or plain seconds → seconds. Raises UsageError otherwise."""
+    from jitkube.errors import UsageError
+
+    raw = text.strip().lower()
+    if raw.isdigit():
+        return float(raw)
+    total, number = 0, ""
+    for ch in raw:
+        if ch.isdigit():
+            number += ch
+        elif ch in _UNITS and number:
+            total += int(number) * _UNITS[ch]
+            number = ""
+        else:
+            number = "x"
+            break
+    if number or total <= 0:
+        raise UsageError(f"{what}: {text!r} is not a duration like 15m, 1h30m or 90s")
+    return float(total)
 
 
 def env_flag(environ: Mapping[str, str], name: str) -> bool:
@@ -29,6 +52,11 @@ class Environment:
     debug: bool = False
     json_output: bool = False
     non_interactive: bool = False
+    # Options of the guarded kubectl path (given before `kubectl`, or as JITKUBE_* vars).
+    agent: str | None = None
+    no_wait: bool = False
+    approval_timeout: float = 600.0
+    reason: str = ""
 
     @classmethod
     def from_process(cls) -> Environment:
@@ -38,6 +66,11 @@ class Environment:
         env.non_interactive = env_flag(env.environ, "JITKUBE_NON_INTERACTIVE") or env_flag(
             env.environ, "CI"
         )
+        env.no_wait = env_flag(env.environ, "JITKUBE_NO_WAIT")
+        timeout = env.environ.get("JITKUBE_APPROVAL_TIMEOUT", "").strip()
+        if timeout:
+            env.approval_timeout = parse_duration(timeout, "JITKUBE_APPROVAL_TIMEOUT")
+        env.reason = env.environ.get("JITKUBE_REASON", "")
         return env
 
     @property

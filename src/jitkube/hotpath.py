@@ -1,38 +1,295 @@
 """`jitkube kubectl ARGS…`: the command an agent types instead of `kubectl`.
 
-Stdlib and jitkube core only (tests/test_hot_path_imports.py enforces it). Today the
-path judges the command and refuses what policy denies; running kubectl with session
-credentials arrives with sessions (issues "Identity and sessions", "Guarded kubectl").
+Stdlib and jitkube core only (tests/test_hot_path_imports.py enforces it):
+parse → judge with the session's policy → (confirm on /dev/tty | per-command approval at
+the broker) → next EKS token if due → private kubeconfig → real kubectl, masked where
+the output may carry secrets → one audit record, whatever happened → background flush.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from jitkube import config as config_module
 from jitkube.environment import Environment
-from jitkube.errors import DeniedError, SessionRequiredError
-from jitkube.judge import judge
-from jitkube.policy import Action, DecisionContext, default_policy
+from jitkube.errors import (
+    ApprovalPendingError,
+    ApprovalRefusedError,
+    DeniedError,
+    JitkubeError,
+    SessionRequiredError,
+)
+from jitkube.judge import Judgement, judge
+from jitkube.policy import Action, DecisionContext, Policy, default_policy, policy_from_dict
+from jitkube.session_cache import CachedSession
+from jitkube.session_cache import load as load_session
+
+
+@dataclass
+class _Record:
+    """What the audit record of this invocation will say; filled in as we go."""
+
+    argv: Sequence[str]
+    started: float = field(default_factory=time.time)
+    outcome: str = "failed"
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _judgement_data(j: Judgement) -> dict[str, Any]:
+    from jitkube.check import judgement_data
+
+    return judgement_data(j)
+
+
+def _policy_for(session: CachedSession | None) -> Policy:
+    if session is not None and session.policy:
+        return policy_from_dict(dict(session.policy), f"policy of session {session.session_id}")
+    return default_policy()
+
+
+def _audit(record: _Record, env: Environment, session: CachedSession | None, agent: Any) -> None:
+    """Append the invocation to the local chain; never hides the command's own result."""
+    from jitkube.audit import AuditEntry, record_invocation
+
+    entry = AuditEntry(
+        argv=list(record.argv),
+        outcome=record.outcome,
+        started_at=record.started,
+        duration_ms=(time.time() - record.started) * 1000,
+        agent=agent.name if agent else None,
+        agent_source=agent.source if agent else "flag",
+        session_id=session.session_id if session else None,
+        cluster=session.cluster if session else None,
+        role=session.role if session else None,
+        sub=session.owner or None if session else None,
+        **record.fields,
+    )
+    try:
+        record_invocation(entry, env.environ)
+    except Exception as exc:  # the audit must never turn a finished command into a crash
+        env.stderr.write(f"jitkube: warning: could not write the audit record ({exc})\n")
+
+
+def _refusal_hint(j: Judgement) -> str:
+    if j.assessment.risk.label in ("bypass", "unknown"):
+        return "run the command without the refused flags, or ask a human to run it"
+    return "ask a human to run it, or to change the policy rule named above"
+
+
+def _namespace(j: Judgement) -> str:
+    return j.invocation.namespace or ""
+
+
+def _confirm(j: Judgement, env: Environment) -> bool | None:
+    from jitkube.prompt import confirm_on_tty
+
+    reasons = "\n".join(f"  - {r.text}" for r in j.assessment.reasons)
+    question = (
+        f"jitkube: kubectl {' '.join(j.invocation.argv)}\n"
+        f"  class: {j.assessment.risk.label}\n{reasons}\nRun it?"
+    )
+    return confirm_on_tty(question)
+
+
+def _approve(
+    j: Judgement, session: CachedSession, env: Environment, record: _Record
+) -> tuple[str, str]:
+    """File a per-command approval, wait for it, consume it; returns (id, approver)."""
+    from jitkube import command_approval
+    from jitkube.broker.fingerprint import command_fingerprint
+
+    blobs = list(j.manifests.blobs) if j.manifests is not None else []
+    approval = command_approval.submit(session, j.invocation.argv, _namespace(j), blobs, env.reason)
+    record.fields["approval_id"] = approval.id
+    if approval.status == "pending":
+        if env.no_wait:
+            record.outcome = "pending"
+            raise ApprovalPendingError(
+                f"approval {approval.id} is pending: a reviewer must approve this command",
+                hint=f"`jitkube approvals status {approval.id}`; run the same command again "
+                "once it is approved",
+                data={**_judgement_data(j), "approval_id": approval.id},
+            )
+        env.stderr.write(
+            f"jitkube: waiting for a reviewer to approve {approval.id} "
+            f"(`jitkube approve {approval.id}`; Ctrl-C to stop)\n"
+        )
+        approval = command_approval.wait(session, approval.id, env.approval_timeout)
+    if approval.status != "approved":
+        record.outcome = "refused"
+        if approval.status == "pending":
+            raise ApprovalPendingError(
+                f"approval {approval.id} is still pending after {int(env.approval_timeout)} s",
+                hint=f"`jitkube approvals status {approval.id}`; run the command again later",
+                data={**_judgement_data(j), "approval_id": approval.id},
+            )
+        raise ApprovalRefusedError(
+            f"approval {approval.id} was {approval.status}: {approval.reviewers_comment}",
+            data={**_judgement_data(j), "approval_id": approval.id},
+        )
+    digest = j.manifests.digest if j.manifests is not None else ""
+    fingerprint = command_fingerprint(j.invocation.argv, session.cluster, _namespace(j), digest)
+    command_approval.consume(session, approval.id, fingerprint)
+    return approval.id, approval.approver
 
 
 def kubectl_main(args: Sequence[str], env: Environment) -> int:
-    agent = bool(env.environ.get("JITKUBE_AGENT"))
-    context = DecisionContext(agent=agent, interactive=env.interactive and not agent)
-    j = judge(
-        args,
-        context,
-        default_policy(),
-        read_stdin=env.stdin.read,
-        kubectl_path=env.environ.get("JITKUBE_KUBECTL", "kubectl"),
+    from jitkube.audit import resolve_agent
+
+    record = _Record(args)
+    config = config_module.load(env.environ)
+    session = load_session(env.environ, cluster=config.cluster, role=config.role)
+    agent = resolve_agent(
+        env.agent or config.agent,
+        "flag" if env.agent else "env",
+        session.agent_name if session else None,
+        env.environ,
     )
-    if j.decision.action is Action.DENY:
+    if agent is not None and not env.agent:
+        env.agent = agent.name
+    context = DecisionContext(
+        agent=agent is not None,
+        interactive=env.interactive and agent is None,
+        cluster=session.cluster if session else (config.cluster or ""),
+        role=session.role if session else (config.role or ""),
+    )
+    try:
+        try:
+            j = judge(
+                args,
+                context,
+                _policy_for(session),
+                read_stdin=env.stdin.read,
+                kubectl_path=config.kubectl or "kubectl",
+            )
+        except JitkubeError as exc:
+            record.fields["error"] = exc.code
+            raise
+        from jitkube.audit import judgement_fields
+
+        record.fields.update(judgement_fields(j))
+        return _run(j, env, session, config, record)
+    except JitkubeError as exc:
+        record.fields.setdefault("error", exc.code)
+        raise
+    except KeyboardInterrupt:
+        record.outcome = "interrupted"
+        raise
+    finally:
+        _audit(record, env, session, agent)
+        if session is not None:
+            from jitkube.audit import flush_after_command
+
+            flush_after_command(
+                env.environ,
+                session.broker_url,
+                f"Bearer {session.session_token}",
+                session.ca_bundle,
+            )
+
+
+def _run(
+    j: Judgement,
+    env: Environment,
+    session: CachedSession | None,
+    config: config_module.Config,
+    record: _Record,
+) -> int:
+    action = j.decision.action
+    if action is Action.DENY:
+        record.outcome = "denied"
         reasons = [r.text for r in j.assessment.reasons] + list(j.decision.reasons)
         raise DeniedError(
             f"denied by policy rule {j.decision.rule!r} ({j.assessment.risk.label}): "
             + "; ".join(reasons[:3]),
-            hint="ask a human to change the policy, or use a command the policy allows",
+            hint=_refusal_hint(j),
+            data=_judgement_data(j),
         )
-    raise SessionRequiredError(
-        "no active jitkube session: this version judges commands but cannot run them yet",
-        hint="see `jitkube check -- kubectl …` for the judgement of a command",
+    if j.invocation.help:
+        # kubectl only prints help: nothing reaches a cluster, no session is needed.
+        return _exec(j, env, None, config, record)
+    if session is None:
+        record.outcome = "refused"
+        raise SessionRequiredError(
+            "no active jitkube session"
+            + (f" for cluster {config.cluster}" if config.cluster else ""),
+            hint="run `jitkube request --role ROLE --ttl 15m` (after `jitkube login`)",
+            data=_judgement_data(j),
+        )
+    if action is Action.CONFIRM:
+        answer = _confirm(j, env) if env.interactive and not env.agent else None
+        if answer is False:
+            record.outcome = "refused"
+            raise ApprovalRefusedError("not confirmed at the prompt; nothing was run")
+        if answer is None:
+            action = Action.APPROVE
+        else:
+            record.fields["approver"] = "confirmed-at-terminal"
+    if action is Action.APPROVE:
+        approval_id, approver = _approve(j, session, env, record)
+        record.fields["approval_id"] = approval_id
+        record.fields["approver"] = approver
+        record.outcome = "approved"
+    return _exec(j, env, session, config, record)
+
+
+def _exec(
+    j: Judgement,
+    env: Environment,
+    session: CachedSession | None,
+    config: config_module.Config,
+    record: _Record,
+) -> int:
+    from jitkube.masking import plan_masking
+    from jitkube.runner import (
+        Masker,
+        Target,
+        default_cache_dir,
+        default_run_base,
+        run_kubectl,
     )
+    from jitkube.session_cache import fresh_eks_token
+
+    if session is not None:
+        session = fresh_eks_token(session)
+        target = Target(
+            session.cluster_endpoint,
+            base64.b64decode(session.cluster_ca),
+            session.eks_token,
+            cluster_name=session.cluster,
+        )
+    else:  # help only: a kubeconfig that points nowhere
+        target = Target("https://127.0.0.1:9", b"", "", cluster_name="none")
+    plan = plan_masking(j.invocation, j.assessment)
+    maskers: tuple[Callable[[], Masker], Callable[[], Masker]] | None = None
+    if plan is not None and not plan.interactive:
+        from jitkube.masking.key import load_or_create_key
+
+        # Keyed placeholders: equal values still compare equal, but nobody who sees the
+        # output can test guesses for short secrets offline.
+        key = load_or_create_key(config_module.state_dir(env.environ) / "mask.key")
+        active = plan
+        maskers = (lambda: active.stdout_masker(key), lambda: active.stderr_masker(key))
+    result = run_kubectl(
+        config.kubectl or "kubectl",
+        j.invocation.argv,
+        target,
+        environ=env.environ,
+        run_base=default_run_base(env.environ),
+        cache_dir=default_cache_dir(env.environ),
+        stdin_bytes=j.stdin,
+        maskers=maskers,
+    )
+    if record.outcome == "failed":
+        record.outcome = "allowed"
+    record.fields.update(
+        exit_code=result.exit_code,
+        stdout_bytes=result.stdout_bytes,
+        stderr_bytes=result.stderr_bytes,
+        masked=result.masked_count,
+    )
+    return result.exit_code

@@ -64,7 +64,8 @@ _CHUNK = 65536
 class Masker(Protocol):
     """What the runner needs of a stream masker (jitkube.masking)."""
 
-    masked_count: int
+    @property
+    def masked_count(self) -> int: ...
 
     def feed(self, chunk: bytes) -> bytes: ...
 
@@ -239,23 +240,26 @@ def run_kubectl(
     run_base: Path,
     cache_dir: Path,
     stdin_bytes: bytes | None = None,
-    masker_factory: Callable[[], Masker] | None = None,
+    maskers: tuple[Callable[[], Masker], Callable[[], Masker]] | None = None,
     stdout_fd: int = 1,
     stderr_fd: int = 2,
 ) -> RunResult:
-    """Run `kubectl ARGV` against `target`; kubectl's exit code is returned unchanged."""
+    """Run `kubectl ARGV` against `target`; kubectl's exit code is returned unchanged.
+
+    `maskers` are factories for the stdout and the stderr masker (None: no filtering).
+    """
     started = time.monotonic()
     kubectl_path = resolve_kubectl(kubectl, environ)
     with PrivateRunDir(run_base, target) as run_dir, _Forwarder() as forwarder:
         env = child_environment(environ, run_dir, cache_dir)
         args = [kubectl_path, *argv]
-        if masker_factory is None and stdin_bytes is None:
+        if maskers is None and stdin_bytes is None:
             pid = os.posix_spawn(kubectl_path, args, env)
             forwarder.pid = pid
             _, status = os.waitpid(pid, 0)
             return RunResult(_exit_code(status), int((time.monotonic() - started) * 1000))
         return _run_filtered(
-            args, env, forwarder, started, stdin_bytes, masker_factory, stdout_fd, stderr_fd
+            args, env, forwarder, started, stdin_bytes, maskers, stdout_fd, stderr_fd
         )
 
 
@@ -300,7 +304,7 @@ def _run_filtered(
     forwarder: _Forwarder,
     started: float,
     stdin_bytes: bytes | None,
-    masker_factory: Callable[[], Masker] | None,
+    maskers: tuple[Callable[[], Masker], Callable[[], Masker]] | None,
     stdout_fd: int,
     stderr_fd: int,
 ) -> RunResult:
@@ -312,8 +316,8 @@ def _run_filtered(
         args,
         env=env,
         stdin=subprocess.PIPE if stdin_bytes is not None else None,
-        stdout=subprocess.PIPE if masker_factory else None,
-        stderr=subprocess.PIPE if masker_factory else None,
+        stdout=subprocess.PIPE if maskers else None,
+        stderr=subprocess.PIPE if maskers else None,
         close_fds=True,
     )
     forwarder.pid = proc.pid
@@ -334,8 +338,8 @@ def _run_filtered(
         feeder.start()
     counts = {stdout_fd: 0, stderr_fd: 0}
     masked = 0
-    if masker_factory is not None and proc.stdout is not None and proc.stderr is not None:
-        maskers = {stdout_fd: masker_factory(), stderr_fd: masker_factory()}
+    if maskers is not None and proc.stdout is not None and proc.stderr is not None:
+        active = {stdout_fd: maskers[0](), stderr_fd: maskers[1]()}
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout.fileno(), selectors.EVENT_READ, stdout_fd)
         sel.register(proc.stderr.fileno(), selectors.EVENT_READ, stderr_fd)
@@ -347,17 +351,17 @@ def _run_filtered(
                 if not chunk:
                     sel.unregister(key.fd)
                     open_streams -= 1
-                    tail = maskers[out_fd].close()
+                    tail = active[out_fd].close()
                     if tail:
                         counts[out_fd] += len(tail)
                         _write_all(out_fd, tail)
                     continue
-                cleaned = maskers[out_fd].feed(chunk)
+                cleaned = active[out_fd].feed(chunk)
                 if cleaned:
                     counts[out_fd] += len(cleaned)
                     _write_all(out_fd, cleaned)
         sel.close()
-        masked = sum(m.masked_count for m in maskers.values())
+        masked = sum(m.masked_count for m in active.values())
     code = proc.wait()
     if feeder is not None:
         feeder.join(timeout=5)

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sessions_harness import (
+
+from fixtures.idp import SandboxIdPInfo, start_sandbox_idp
+from fixtures.sessions_harness import (
     BrokerProcess,
     User,
     broker_config,
@@ -22,8 +24,6 @@ from sessions_harness import (
     make_user,
     start_broker,
 )
-
-from fixtures.idp import SandboxIdPInfo, start_sandbox_idp
 from jitkube.sandbox.idp import Lifetimes
 
 

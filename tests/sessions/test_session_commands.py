@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 import requests
-from sessions_harness import (
+
+from fixtures.sessions_harness import (
     CLUSTER_ENDPOINT,
     Result,
     User,
@@ -28,7 +29,6 @@ from sessions_harness import (
     session_id_of,
     start_broker,
 )
-
 from jitkube import session_cache
 from jitkube.eks_token import decode_eks_token
 from jitkube.errors import BrokerUnreachableError, SessionRequiredError

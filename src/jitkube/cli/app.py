@@ -55,11 +55,14 @@ def build_app(env: Environment) -> typer.Typer:
         """Print jitkube's version."""
         env.stdout.write(f"jitkube {__version__}\n")
 
-    from jitkube.cli import broker, login, sandbox
+    from jitkube.cli import audit, broker, login, sandbox, sessions, shim
 
     login.register(app, env)
+    sessions.register(app, env)
     sandbox.register(app, env)
     broker.register(app, env)
+    shim.register(app, env)
+    audit.register(app, env)
     return app
 
 

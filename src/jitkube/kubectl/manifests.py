@@ -159,6 +159,9 @@ class ManifestSet:
     # kustomization path -> the exact bytes judged; the runner can feed these to
     # `kubectl apply -f -` instead of letting kubectl render again (no TOCTOU).
     rendered: Mapping[str, bytes] = field(default_factory=dict)
+    # Every chunk of bytes read, in order (what `digest` covers): sent to the broker with
+    # a per-command approval so it judges, and fingerprints, exactly what the CLI judged.
+    blobs: tuple[bytes, ...] = ()
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -198,6 +201,7 @@ class _Reader:
     objects: list[ManifestObject] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     rendered: dict[str, bytes] = field(default_factory=dict)
+    blobs: list[bytes] = field(default_factory=list)
     documents: int = 0
     full: bool = False
 
@@ -212,6 +216,7 @@ class _Reader:
             )
             return False
         self.hasher.update(data)
+        self.blobs.append(data)
         self.sources.append(source)
         return True
 
@@ -345,6 +350,7 @@ def read_manifests(
         sources=tuple(reader.sources),
         patches=tuple(patches),
         rendered=reader.rendered,
+        blobs=tuple(reader.blobs),
     )
 
 

@@ -96,7 +96,7 @@ def sandbox_broker_config(
         "command_approver_groups": ["reviewers", "sre"],
         "storage": {
             "url": f"sqlite:///{directory / 'broker.db'}",
-            "encryption_key_file": str(directory / "broker.key"),
+            "encryption_key_file": str(directory / "broker-fernet.key"),
         },
         "aws": {"region": region, "sts_endpoint_url": sts_url},
     }
@@ -124,7 +124,9 @@ class SandboxBroker:
         settings = load_config(self._config_path)
         self._store = Store.open(settings.storage.url)
         app = create_app(settings, self._store)
-        cert, key = self._ca.issue_server("jitkube sandbox broker").write(self._directory, "broker")
+        cert, key = self._ca.issue_server("jitkube sandbox broker").write(
+            self._directory, "broker-tls"
+        )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))

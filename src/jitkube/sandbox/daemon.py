@@ -68,10 +68,10 @@ def run(directory: Path, auto_approve: str | None) -> int:
     try:
         idp = SandboxIdP(ca=ca, auto_approve=auto_approve).start()
         ca_path = ca.write_bundle(directory / "ca.crt")
-        if not (directory / "broker.key").exists():
+        if not (directory / "broker-fernet.key").exists():
             from cryptography.fernet import Fernet
 
-            write_private(directory / "broker.key", Fernet.generate_key())
+            write_private(directory / "broker-fernet.key", Fernet.generate_key())
         broker_config = write_config(
             directory / "broker.yaml",
             sandbox_broker_config(
@@ -86,6 +86,13 @@ def run(directory: Path, auto_approve: str | None) -> int:
                 role_arns={role: world.role_arn(role) for role in SANDBOX_ROLES},
             ),
         )
+        # The broker's own AWS identity (it calls AssumeRole): a real key of the emulator's
+        # IAM, set in this process only (the sandbox process exists to run these services).
+        key_id, key_secret = world.sts.create_access_key("jitkube-broker")
+        os.environ["AWS_ACCESS_KEY_ID"] = key_id
+        os.environ["AWS_SECRET_ACCESS_KEY"] = key_secret
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
         broker = SandboxBroker(broker_config, ca, directory).start()
         public_client = next(c for c in idp.clients.values() if c.is_public)
         ci_client = next((c for c in idp.clients.values() if not c.is_public), None)

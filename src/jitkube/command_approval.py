@@ -1,0 +1,153 @@
+"""Per-command approvals from `jitkube kubectl`: submit, wait, consume (stdlib only).
+
+The broker re-judges the command with its own policy, binds the approval to a
+fingerprint of argv + cluster + namespace + manifest digest, and lets it be used once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jitkube.broker_http import call
+from jitkube.errors import (
+    ApprovalRefusedError,
+    BrokerUnreachableError,
+    DeniedError,
+    SessionRequiredError,
+)
+from jitkube.session_cache import CachedSession
+
+
+@dataclass(frozen=True, slots=True)
+class CommandApproval:
+    id: str
+    status: str  # pending | approved | denied | expired | consumed
+    fingerprint: str
+    approvals_required: int
+    approvals: tuple[dict[str, Any], ...]
+    rule: str
+    expires_at: str
+
+    @property
+    def reviewers_comment(self) -> str:
+        comments = [a.get("comment") or "" for a in self.approvals if a.get("decision") == "deny"]
+        return "; ".join(c for c in comments if c) or "no comment"
+
+    @property
+    def approver(self) -> str:
+        return ", ".join(
+            str(a.get("reviewer")) for a in self.approvals if a.get("decision") == "approve"
+        )
+
+
+def _approval(body: Any) -> CommandApproval:
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise BrokerUnreachableError("the broker's answer is not a command approval")
+    return CommandApproval(
+        id=body["id"],
+        status=str(body.get("status", "")),
+        fingerprint=str(body.get("fingerprint", "")),
+        approvals_required=int(body.get("approvals_required") or 0),
+        approvals=tuple(a for a in body.get("approvals") or () if isinstance(a, dict)),
+        rule=str(body.get("rule") or ""),
+        expires_at=str(body.get("expires_at") or ""),
+    )
+
+
+def _problem(status: int, body: Any, what: str) -> Exception:
+    code = body.get("code") if isinstance(body, dict) else None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if status == 403 and code == "denied_by_policy":
+        return DeniedError(f"the broker's policy denies this command: {detail or code}")
+    if status in (401, 404) or code in ("session_not_active", "session_token_invalid"):
+        return SessionRequiredError(
+            f"the broker no longer accepts this session ({code or status})",
+            hint="run `jitkube request` for a new session",
+        )
+    if code == "approval_not_usable":
+        return ApprovalRefusedError(f"the approval cannot be used: {detail or code}")
+    return BrokerUnreachableError(f"the broker could not {what} (HTTP {status}, {code})")
+
+
+def _call(
+    session: CachedSession, method: str, path: str, body: Any = None, timeout: float = 10.0
+) -> tuple[int, Any]:
+    try:
+        return call(
+            session.broker_url,
+            method,
+            path,
+            authorization=f"Bearer {session.session_token}",
+            body=body,
+            ca_bundle=session.ca_bundle,
+            timeout=timeout,
+        )
+    except OSError as exc:
+        raise BrokerUnreachableError(
+            f"cannot reach the broker at {session.broker_url} ({type(exc).__name__})"
+        ) from None
+
+
+def submit(
+    session: CachedSession,
+    argv: Sequence[str],
+    namespace: str,
+    manifests: Sequence[bytes] = (),
+    reason: str = "",
+) -> CommandApproval:
+    """File the command for approval; returns it approved (broker policy allows) or pending."""
+    import base64
+
+    body = {
+        "argv": list(argv),
+        "namespace": namespace,
+        "manifests": [base64.b64encode(m).decode() for m in manifests],
+        "reason": reason,
+    }
+    status, answer = _call(session, "POST", "/v1/commands", body)
+    if status in (200, 201, 202):
+        return _approval(answer)
+    raise _problem(status, answer, "file the approval")
+
+
+def wait(
+    session: CachedSession,
+    approval_id: str,
+    timeout: float,
+    on_update: Callable[[CommandApproval], None] | None = None,
+) -> CommandApproval:
+    """Long-poll until the approval is decided or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        poll = max(1, min(25, int(left)))
+        status, answer = _call(
+            session, "GET", f"/v1/commands/{approval_id}?wait={poll}", timeout=poll + 10
+        )
+        if status != 200:
+            raise _problem(status, answer, "report the approval")
+        approval = _approval(answer)
+        if on_update is not None:
+            on_update(approval)
+        if approval.status != "pending" or time.monotonic() >= deadline:
+            return approval
+
+
+def consume(session: CachedSession, approval_id: str, fingerprint: str) -> CommandApproval:
+    """Use the approval for this exact command, once."""
+    status, answer = _call(
+        session, "POST", f"/v1/commands/{approval_id}/consume", {"fingerprint": fingerprint}
+    )
+    if status == 200:
+        return _approval(answer)
+    raise _problem(status, answer, "accept the approval")
+
+
+def find(session: CachedSession, approval_id: str) -> CommandApproval:
+    status, answer = _call(session, "GET", f"/v1/commands/{approval_id}")
+    if status == 200:
+        return _approval(answer)
+    raise _problem(status, answer, "report the approval")
