@@ -100,11 +100,11 @@ def flush_after_command(
     """
     if not broker_url or not auth_header:
         return None
-    from jitkube.audit.spool import AuditSpool, spawn_background_flush
+    from jitkube.audit.spool import AuditSpool, flusher_running, spawn_background_flush
 
     spool = AuditSpool(directory or audit_dir(environ))
     try:
-        if not spool.flush_due():
+        if not spool.flush_due() or flusher_running(spool.directory):
             return None
         return spawn_background_flush(spool.directory, broker_url, auth_header, ca_bundle)
     except OSError:

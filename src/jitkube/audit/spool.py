@@ -35,6 +35,22 @@ from jitkube.audit.reading import StoredLine
 CLIENT_ID_FILE = "client-id"
 DELIVERY_FILE = "delivery.json"
 FLUSH_LOCK = "flush.lock"
+FLUSHER_LOCK = "flusher.lock"  # held by a live background flusher for its whole life
+
+
+def flusher_running(directory: Path) -> bool:
+    """True when a background flusher is alive (it will deliver new records too)."""
+    try:
+        fd = os.open(directory / FLUSHER_LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 BATCH_EVENTS = 200  # the broker accepts up to 500 by default (limits.audit_batch_max)
 BATCH_BYTES = 512 * 1024  # the broker refuses bodies over 1 MiB by default
 MAX_BACKOFF = 300.0
