@@ -13,10 +13,37 @@ not a key; `text` (logs, exec, describe, stderr) masks credential patterns; `raw
 parses each JSON line (`--raw`).
 """
 
-from jitkube.masking.digest import PLACEHOLDER_RE, PLACEHOLDER_RE_TEXT, Digester
-from jitkube.masking.key import load_or_create_key
+from typing import TYPE_CHECKING, Any
+
 from jitkube.masking.plan import MaskPlan, plan_masking, template_is_safe
-from jitkube.masking.stream import MAX_LINE, MODES, Masker, Mode
+
+if TYPE_CHECKING:
+    from jitkube.masking.digest import PLACEHOLDER_RE, PLACEHOLDER_RE_TEXT, Digester
+    from jitkube.masking.key import load_or_create_key
+    from jitkube.masking.stream import MAX_LINE, MODES, Masker, Mode
+
+# The engine loads on first use: deciding that `get pods` needs no masking must not pay
+# for the masking modules' regexes and classes (~10 ms of start-up).
+_LAZY = {
+    "PLACEHOLDER_RE": "jitkube.masking.digest",
+    "PLACEHOLDER_RE_TEXT": "jitkube.masking.digest",
+    "Digester": "jitkube.masking.digest",
+    "load_or_create_key": "jitkube.masking.key",
+    "MAX_LINE": "jitkube.masking.stream",
+    "MODES": "jitkube.masking.stream",
+    "Masker": "jitkube.masking.stream",
+    "Mode": "jitkube.masking.stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jitkube.masking' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "MAX_LINE",

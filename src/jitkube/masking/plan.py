@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from jitkube.kubectl.invocation import Invocation
-from jitkube.masking.stream import Masker, Mode
 from jitkube.risk import Assessment, RiskClass
+
+if TYPE_CHECKING:
+    # The engine is imported only when a masker is built: deciding that `get pods` needs
+    # none must not cost the masking modules' start-up (~10 ms of regexes and classes).
+    from jitkube.masking.stream import Masker, Mode
 
 _TEXT_COMMANDS = frozenset(
     {("describe",), ("logs",), ("exec",), ("attach",), ("debug",), ("run",), ("diff",),
@@ -63,6 +68,8 @@ class MaskPlan:
 
     def stdout_masker(self, key: bytes | None = None) -> Masker:
         """A fresh masker for kubectl's stdout (key: the installation's masking key)."""
+        from jitkube.masking.stream import Masker
+
         return Masker(
             self.stdout,
             key=key,
@@ -74,6 +81,8 @@ class MaskPlan:
 
     def stderr_masker(self, key: bytes | None = None) -> Masker:
         """A fresh masker for kubectl's stderr (warnings, -v logs with bodies)."""
+        from jitkube.masking.stream import Masker
+
         return Masker(self.stderr, key=key, assume_secret=self.assume_secret, keep=self.keep)
 
 

@@ -1,0 +1,201 @@
+"""`jitkube kubectl get pods` next to bare kubectl and kubectl + `aws eks get-token`.
+
+All three run in one session, interleaved, against the sandbox's simulated EKS cluster
+(TLS on loopback), with a warm discovery cache:
+
+- bare:     kubectl with a static EKS bearer token in its kubeconfig (the floor);
+- jitkube:  `jitkube kubectl get pods` with a cached session (what an agent types);
+- exec:     kubectl whose kubeconfig runs the usual EKS exec plugin
+            `aws eks get-token` (credentials from the emulator's AssumeRole).
+
+Goals (issue "Guarded kubectl"): jitkube <= 1.20x bare; exec plugin >= 6x jitkube.
+
+    .venv/bin/python benchmarks/kubectl_overhead.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jitkube.sandbox.world import Sandbox
+from jitkube.session_cache import CachedSession, save
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pinned_kubectl() -> str:
+    real = Path(shutil.which("kubectl") or "kubectl").resolve()
+    versioned = real.with_name("kubectl.1.32")
+    return str(versioned if versioned.exists() else real)
+
+
+def exec_kubeconfig(path: Path, world: Sandbox, aws: str) -> None:
+    ca = base64.b64encode(world.cluster.ca_pem).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {"server": world.cluster.url, "certificate-authority-data": ca},
+                    }
+                ],
+                "users": [
+                    {
+                        "name": "u",
+                        "user": {
+                            "exec": {
+                                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                                "command": aws,
+                                "args": [
+                                    "eks",
+                                    "get-token",
+                                    "--cluster-name",
+                                    world.cluster.name,
+                                    "--region",
+                                    world.sts.region,
+                                ],
+                                "interactiveMode": "Never",
+                            }
+                        },
+                    }
+                ],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+    kubectl = pinned_kubectl()
+    py = sys.executable
+    aws = shutil.which("aws")
+    world = Sandbox.start()
+    tmp = Path(tempfile.mkdtemp(prefix="jitkube-bench-"))
+    try:
+        creds = world.assume_role("jitkube-admin", "bench", duration_seconds=3600)
+        token = world.mint_token(creds)
+        home = tmp / "home"
+        run = tmp / "run"
+        for d in (home, run):
+            d.mkdir(mode=0o700)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("JITKUBE_", "KUBE", "AWS_")) and k != "PYTHONDONTWRITEBYTECODE"
+        }
+        env.update(
+            HOME=str(home),
+            XDG_STATE_HOME=str(home / "state"),
+            XDG_CACHE_HOME=str(home / "cache"),
+            XDG_CONFIG_HOME=str(home / "config"),
+            XDG_RUNTIME_DIR=str(run),
+            JITKUBE_KUBECTL=kubectl,
+            KUBECACHEDIR=str(home / "kube-cache"),
+        )
+        save(
+            env,
+            CachedSession(
+                session_id="ses_bench",
+                broker_url="http://127.0.0.1:9",  # never contacted: the token is fresh
+                cluster=world.cluster.name,
+                role="admin",
+                status="active",
+                session_token="jks.bench.unused",  # noqa: S106 - never sent anywhere
+                expires_at=time.time() + 3600,
+                eks_token=token.token,
+                eks_token_expires_at=token.expires_at.timestamp(),
+                cluster_endpoint=world.cluster.url,
+                cluster_ca=base64.b64encode(world.cluster.ca_pem).decode(),
+            ),
+        )
+        static = world.cluster.write_kubeconfig(tmp / "static.kubeconfig", token.token)
+        subprocess.run([py, "-m", "compileall", "-q", str(REPO / "src")], check=True, env=env)
+        commands = {
+            "bare kubectl (static token)": [kubectl, "--kubeconfig", str(static), "get", "pods"],
+            "jitkube kubectl": [py, "-m", "jitkube", "kubectl", "get", "pods"],
+        }
+        exec_env = dict(env)
+        if aws:
+            exec_kube = tmp / "exec.kubeconfig"
+            exec_kubeconfig(exec_kube, world, aws)
+            exec_env.update(
+                AWS_ACCESS_KEY_ID=creds.access_key_id,
+                AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
+                AWS_SESSION_TOKEN=creds.session_token,
+            )
+            commands["kubectl + aws eks get-token"] = [
+                kubectl,
+                "--kubeconfig",
+                str(exec_kube),
+                "get",
+                "pods",
+            ]
+        # The exec row needs AWS_* in its environment; time it with its own env but
+        # interleaved: run the three back to back per round.
+        results = {}
+        for label, cmd in commands.items():
+            check = subprocess.run(
+                cmd, capture_output=True, env=exec_env if "aws" in label else env
+            )
+            if check.returncode != 0:
+                print(f"{label}: failed: {check.stderr.decode()[-300:]}")
+                return 1
+        for _ in range(1):
+            results = time_commands_env(commands, env, exec_env, args.runs)
+        base = results["bare kubectl (static token)"].median
+        jit = results["jitkube kubectl"].median
+        for label, t in results.items():
+            print(
+                f"{label:32s} median {t.median:7.1f} ms  p90 {t.p90:7.1f} ms  "
+                f"({t.median / base:4.2f}x bare)"
+            )
+        print(f"jitkube / bare = {jit / base:.2f}x (goal <= 1.20x)")
+        if "kubectl + aws eks get-token" in results:
+            ratio = results["kubectl + aws eks get-token"].median / jit
+            print(f"exec plugin / jitkube = {ratio:.1f}x (goal >= 6x)")
+        else:
+            print("exec plugin row skipped: the aws CLI is not installed (pip install awscli)")
+    finally:
+        world.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def time_commands_env(commands, env, exec_env, runs):  # type: ignore[no-untyped-def]
+    """Interleaved timing where the exec-plugin row gets its AWS credentials."""
+    from _common import Timing
+
+    result = {label: Timing(label, []) for label in commands}
+    for i in range(3 + runs):
+        for label, cmd in commands.items():
+            start = time.perf_counter()
+            subprocess.run(
+                cmd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=exec_env if "aws" in label else env,
+                check=False,
+            )
+            if i >= 3:
+                result[label].samples_ms.append((time.perf_counter() - start) * 1000)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
