@@ -158,10 +158,10 @@ class ManifestSet:
     patches: tuple[str, ...] = ()
     # kustomization path -> the exact bytes judged; the runner can feed these to
     # `kubectl apply -f -` instead of letting kubectl render again (no TOCTOU).
-    rendered: Mapping[str, bytes] = field(default_factory=dict)
+    rendered: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     # Every chunk of bytes read, in order (what `digest` covers): sent to the broker with
     # a per-command approval so it judges, and fingerprints, exactly what the CLI judged.
-    blobs: tuple[bytes, ...] = ()
+    blobs: tuple[bytes, ...] = field(default=(), repr=False)
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -497,9 +497,15 @@ class StsEmulator:
         """An IAM user access key (id, secret) moto knows, e.g. for the broker's own calls."""
         iam = self._iam()
         with self._lock:
-            if user_name not in iam.users:
-                iam.create_user(region_name=self.region, user_name=user_name, path="/", tags=[])
-            key = iam.create_access_key(user_name=user_name)
+            # IAM allows two keys per user, and moto's state is per process (shared by
+            # every emulator in it): past two, the key goes to a fresh numbered user.
+            name, n = user_name, 1
+            while name in iam.users and len(iam.users[name].access_keys) >= 2:
+                n += 1
+                name = f"{user_name}-{n}"
+            if name not in iam.users:
+                iam.create_user(region_name=self.region, user_name=name, path="/", tags=[])
+            key = iam.create_access_key(user_name=name)
         return str(key.access_key_id), str(key.secret_access_key)
 
     def register_eks_cluster(self, name: str, endpoint: str, ca_pem: bytes) -> str:
