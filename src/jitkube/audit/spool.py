@@ -51,6 +51,8 @@ def flusher_running(directory: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
 BATCH_EVENTS = 200  # the broker accepts up to 500 by default (limits.audit_batch_max)
 BATCH_BYTES = 512 * 1024  # the broker refuses bodies over 1 MiB by default
 MAX_BACKOFF = 300.0
