@@ -1,0 +1,88 @@
+"""Faults on the guarded path: signals mid-command, concurrent processes, broker outage."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.sessions_harness import User
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _request_admin(user: User) -> dict[str, Any]:
+    result = user.run("request", "--role", "admin", "--ttl", "15m")
+    assert result.returncode == 0, result
+    return user.cached()[0]
+
+
+def _run_dir(user: User) -> Path:
+    return Path(user.env["XDG_RUNTIME_DIR"]) / "jitkube" / "run"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_watch_stops_kubectl_and_removes_the_kubeconfig(
+    alice: User, sig: signal.Signals
+) -> None:
+    _request_admin(alice)
+    proc = alice.start("kubectl", "get", "pods", "-n", "prod", "-w")
+    deadline = time.monotonic() + 30
+    kubeconfigs: list[Path] = []
+    while not kubeconfigs and time.monotonic() < deadline:
+        if _run_dir(alice).exists():
+            kubeconfigs = list(_run_dir(alice).glob("*/kubeconfig"))
+        time.sleep(0.05)
+    assert kubeconfigs, "kubectl never started"
+    time.sleep(1.0)  # let kubectl print the list and settle into the watch
+    proc.send_signal(sig)
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert not kubeconfigs[0].exists()
+    assert not kubeconfigs[0].parent.exists()
+    # kubectl itself is gone too: no process still holds the watch.
+    ps = subprocess.run(["pgrep", "-f", str(kubeconfigs[0].parent)], capture_output=True)
+    assert ps.stdout == b""
+    record = json.loads(alice.run("--output", "json", "audit").stdout)["data"]["records"][-1]
+    assert record["command"] == "get"
+
+
+def test_two_processes_at_once_keep_the_audit_chain_intact(alice: User) -> None:
+    _request_admin(alice)
+    procs = [alice.start("kubectl", "get", "pods", "-n", "prod") for _ in range(6)]
+    for proc in procs:
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    verify = alice.run("audit", "--verify")
+    assert verify.returncode == 0, verify
+    records = json.loads(alice.run("--output", "json", "audit").stdout)["data"]["records"]
+    assert len(records) == 6
+    assert sorted(r["seq"] for r in records) == list(range(1, 7))
+
+
+def test_a_broker_outage_loses_no_audit_record(alice: User) -> None:
+    _request_admin(alice)
+    # The broker goes away: the cached session now points at a port nobody listens on.
+    cache = alice.cache_files()[0]
+    session = json.loads(cache.read_text())
+    session["broker_url"] = "http://127.0.0.1:9"
+    cache.write_text(json.dumps(session))
+    for _ in range(3):
+        result = alice.run("kubectl", "get", "pods", "-n", "prod")
+        assert result.returncode == 0, result  # the cached EKS token needs no broker
+    time.sleep(1)
+    # The broker is back (the configured one answers): a flush delivers everything.
+    flushed = alice.run("--output", "json", "audit", "--flush")
+    assert flushed.returncode == 0, flushed
+    assert json.loads(flushed.stdout)["data"]["delivered"] == 3
+    listed = json.loads(alice.run("--output", "json", "audit").stdout)["data"]["records"]
+    assert len(listed) == 3
+    again = alice.run("--output", "json", "audit", "--flush")
+    assert again.returncode == 0, again
+    status = json.loads(again.stdout)["data"]
+    assert status.get("pending", 0) == 0, status
