@@ -526,3 +526,16 @@ def test_a_request_for_an_agent_is_marked_as_such(alice: User) -> None:
     assert data["agent_name"] == "claude"
     assert "agent      claude" in text.stdout
     assert {e["agent_name"] for e in alice.cached()} == {"claude"}
+
+
+def test_status_shows_a_countdown_of_the_granted_time(alice: User) -> None:
+    granted = alice.run("request", "--role", "viewer", "--cluster", "prod", "--ttl", "20m")
+    assert granted.returncode == 0, granted
+    shown = alice.run("--output", "json", "status")
+    assert shown.returncode == 0, shown
+    session = shown.envelope["data"]["sessions"][0]
+    assert session["ttl_seconds"] == 1200
+    assert 1100 < session["remaining_seconds"] <= 1200
+    text = alice.run("status", extra_env={"COLUMNS": "120"})
+    assert "█" in text.stdout
+    assert "20m" in text.stdout or "19m" in text.stdout

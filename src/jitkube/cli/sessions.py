@@ -154,6 +154,13 @@ def waiting_line(session: Mapping[str, Any]) -> str:
     return line
 
 
+def countdown_bar(remaining: float, total: float, width: int = 10) -> str:
+    """`███████░░░`: the share of the granted time that is left."""
+    share = 0.0 if total <= 0 else min(1.0, max(0.0, remaining / total))
+    filled = round(share * width)
+    return "█" * filled + "░" * (width - filled)
+
+
 def render_status(report: StatusReport, now: float) -> RenderableType:
     from rich.console import Group
     from rich.table import Table
@@ -170,6 +177,10 @@ def render_status(report: StatusReport, now: float) -> RenderableType:
         for col in ("session", "role", "cluster", "status", "ends", "remaining"):
             table.add_column(col, no_wrap=col in ("session", "ends", "remaining"))
         for s in report.sessions:
+            left = format_duration(s.remaining(now))
+            granted = report.ttl.get(s.session_id)
+            if s.status == "active" and granted:
+                left = f"{countdown_bar(s.remaining(now), granted)} {left}"
             _add_row(
                 table,
                 s.session_id,
@@ -177,7 +188,7 @@ def render_status(report: StatusReport, now: float) -> RenderableType:
                 s.cluster,
                 s.status if s.status == "active" else "pending (request lapses)",
                 _stamp(s.expires_at),
-                format_duration(s.remaining(now)),
+                left,
             )
         parts.append(table)
     else:
@@ -404,7 +415,7 @@ def register(app: typer.Typer, env: Environment) -> None:
         broker: str | None = typer.Option(None, "--broker", help="Broker URL."),
         ca_bundle: str | None = typer.Option(None, "--ca-bundle", help="PEM CA bundle."),
     ) -> int:
-        """Show your sessions (remaining time), pending requests and identity."""
+        """Show your sessions (countdown of the granted time), pending requests and identity."""
         from jitkube.client.sessions import status as get_status
 
         now = time.time()
@@ -412,7 +423,10 @@ def register(app: typer.Typer, env: Environment) -> None:
         data = {
             "identity": report.identity.as_dict() if report.identity is not None else None,
             "identity_error": report.identity_error,
-            "sessions": [s.public(now) for s in report.sessions],
+            "sessions": [
+                {**s.public(now), "ttl_seconds": report.ttl.get(s.session_id)}
+                for s in report.sessions
+            ],
             "ended": [{**s.public(now), "ended": why} for s, why in report.ended],
             "notes": report.notes,
         }

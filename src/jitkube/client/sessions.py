@@ -251,6 +251,7 @@ class StatusReport:
     sessions: list[CachedSession]  # active and pending, after refreshing pending ones
     ended: list[tuple[CachedSession, str]]  # (entry, why) removed during this call
     notes: list[str] = field(default_factory=list)
+    ttl: dict[str, int] = field(default_factory=dict)  # session id -> granted TTL (seconds)
 
 
 def status(config: Config, env: Environment, now: float | None = None) -> StatusReport:
@@ -266,9 +267,17 @@ def status(config: Config, env: Environment, now: float | None = None) -> Status
     ended = [(s, "expired") for s in session_cache.prune(env.environ, moment)]
     live: list[CachedSession] = []
     notes: list[str] = []
+    ttl: dict[str, int] = {}
     for cached in session_cache.list_sessions(env.environ):
         if cached.status != "pending":
             live.append(cached)
+            try:  # the granted TTL, for the countdown bar; the broker may be away
+                with session_client(cached) as client:
+                    granted = client.get_session(cached.session_id).get("ttl")
+                if isinstance(granted, int) and granted > 0:
+                    ttl[cached.session_id] = granted
+            except JitkubeError:
+                pass
             continue
         try:
             with session_client(cached) as client:
@@ -289,7 +298,7 @@ def status(config: Config, env: Environment, now: float | None = None) -> Status
             if outcome.comment:
                 why += f": {outcome.comment}"
             ended.append((cached, why))
-    return StatusReport(identity, identity_error, live, ended, notes)
+    return StatusReport(identity, identity_error, live, ended, notes, ttl)
 
 
 # -- revoke -------------------------------------------------------------------------------
