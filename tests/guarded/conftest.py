@@ -4,7 +4,6 @@ to them, and two logged-in users: alice (engineer) and bob (reviewer)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,13 @@ from cryptography.fernet import Fernet
 
 from fixtures.idp import SandboxIdPInfo, start_sandbox_idp
 from fixtures.kubectl_bin import find_pinned_kubectl
-from fixtures.sessions_harness import BrokerProcess, User, login_user, make_user, start_broker
+from fixtures.sessions_harness import (
+    BrokerProcess,
+    User,
+    logged_in_user,
+    login_user,
+    start_broker,
+)
 from jitkube.sandbox.broker import sandbox_broker_config
 from jitkube.sandbox.idp import Lifetimes
 from jitkube.sandbox.world import SANDBOX_ROLES
@@ -73,8 +78,7 @@ def guarded_logins(
 
 
 def _user(name: str, tmp_path: Path, logins: dict[str, Path], idp: Any, broker: Any) -> User:
-    user = make_user(tmp_path / name, name, idp, broker)
-    shutil.copytree(logins[name] / "state", user.state_home, dirs_exist_ok=True)
+    user = logged_in_user(name, tmp_path, logins, idp, broker)
     kubectl = find_pinned_kubectl()
     if kubectl is None:
         pytest.skip("kubectl is not installed on this machine (CI has it)")

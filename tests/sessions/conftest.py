@@ -8,7 +8,6 @@ refresh token under the other copies).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,8 @@ from fixtures.sessions_harness import (
     BrokerProcess,
     User,
     broker_config,
+    logged_in_user,
     login_user,
-    make_user,
     start_broker,
 )
 from jitkube.sandbox.idp import Lifetimes
@@ -78,14 +77,6 @@ def logins(
     }
 
 
-def _user(
-    name: str, tmp_path: Path, logins: dict[str, Path], idp: SandboxIdPInfo, broker: BrokerProcess
-) -> User:
-    user = make_user(tmp_path / name, name, idp, broker)
-    shutil.copytree(logins[name] / "state", user.state_home, dirs_exist_ok=True)
-    return user
-
-
 @pytest.fixture
 def alice(
     tmp_path: Path,
@@ -93,7 +84,7 @@ def alice(
     sessions_idp: SandboxIdPInfo,
     live_broker: BrokerProcess,
 ) -> User:
-    return _user("alice", tmp_path, logins, sessions_idp, live_broker)
+    return logged_in_user("alice", tmp_path, logins, sessions_idp, live_broker)
 
 
 @pytest.fixture
@@ -103,4 +94,4 @@ def bob(
     sessions_idp: SandboxIdPInfo,
     live_broker: BrokerProcess,
 ) -> User:
-    return _user("bob", tmp_path, logins, sessions_idp, live_broker)
+    return logged_in_user("bob", tmp_path, logins, sessions_idp, live_broker)

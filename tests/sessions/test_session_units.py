@@ -338,7 +338,7 @@ def test_the_waiting_line_says_who_was_asked() -> None:
         "approvals": [{"reviewer": "bob@example.test", "decision": "approve"}],
     }
     assert waiting_line(voted).endswith("1/2 approvals (approved by bob@example.test)")
-    assert "reviewers in reviewers" in waiting_line(voted)
+    assert "a reviewer in group reviewers" in waiting_line(voted)
 
 
 def test_the_approvals_table_fits_100_columns_and_shows_commands_whole() -> None:

@@ -141,7 +141,7 @@ def waiting_line(session: Mapping[str, Any]) -> str:
     approved = [str(v.get("reviewer")) for v in votes if v.get("decision") == "approve"]
     asked = session.get("approver_groups") or session.get("reviewers")
     who = (
-        "reviewers in " + ", ".join(str(g) for g in asked)
+        "a reviewer in group " + " or ".join(str(g) for g in asked)
         if asked
         else f"reviewers of role {session.get('role')}"
     )
