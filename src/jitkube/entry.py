@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     """Console-script entry; returns the process exit code."""
     env = env or Environment.from_process()
     raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["__complete-kubectl"]:  # shell completion: kubectl's argv, not ours
+        from jitkube.completion import complete_kubectl_main
+
+        return complete_kubectl_main(raw[1:], env)
     try:
         args = _take_global_options(raw, env)
     except JitkubeError as exc:
