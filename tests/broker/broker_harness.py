@@ -215,6 +215,18 @@ class StsHandle:
     issuer: Any = None  # a Boto3CredentialIssuer, built once (a boto3 client costs ~150 ms)
 
 
+def eks_describer(sts: StsHandle) -> Any:
+    """A Boto3ClusterDescriber pointed at the emulator (EKS DescribeCluster over HTTP)."""
+    import boto3
+
+    from jitkube.broker.clusters import Boto3ClusterDescriber
+
+    session = boto3.session.Session(
+        aws_access_key_id=sts.key_id, aws_secret_access_key=sts.secret, region_name="us-east-1"
+    )
+    return Boto3ClusterDescriber(sts.emulator.url, session=session)
+
+
 def sts_issuer(sts: StsHandle) -> Any:
     """A Boto3CredentialIssuer pointed at the emulator."""
     import boto3
@@ -287,6 +299,7 @@ def make_broker(
         issuer=sts.issuer or sts_issuer(sts),
         vault=CredentialVault([Fernet.generate_key()]),
         notifier=notifier,
+        cluster_describer=eks_describer(sts),
     )
     client = TestClient(app, raise_server_exceptions=False)
     return Broker(client, app, store, issuer, clock, sts, notifier)

@@ -24,6 +24,8 @@ def test_documented_example_is_valid_and_complete() -> None:
     assert set(config.roles) == {"viewer", "admin", "deployer"}
     assert config.roles["admin"].approval.break_glass
     assert config.roles["deployer"].clusters == ("staging",)
+    assert not config.clusters["prod"].discovered
+    assert config.clusters["staging"].discovered  # endpoint and CA from EKS DescribeCluster
     assert config.roles["viewer"].max_ttl_seconds == 4 * 3600
     assert config.webhooks[0].format == "slack"
     assert config.limits.command_approval_ttl_seconds == 600

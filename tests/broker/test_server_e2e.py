@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import itertools
+import json
 import os
 import signal
 import subprocess
@@ -35,6 +38,7 @@ class BrokerProcess:
     url: str
     proc: subprocess.Popen[bytes]
     db: Path
+    log: Path  # the process's stderr: its JSON log lines
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -42,13 +46,21 @@ class BrokerProcess:
         self.proc.wait(timeout=10)
 
 
-def start_broker(config: Path, env: dict[str, str], timeout: float = 30) -> BrokerProcess:
-    proc = subprocess.Popen(
-        [*RUNNER, "serve", "--config", str(config), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+_LOG_NUMBERS = itertools.count(1)
+
+
+def start_broker(
+    config: Path, env: dict[str, str], timeout: float = 30, args: tuple[str, ...] = ()
+) -> BrokerProcess:
+    # stderr to a file, not a pipe: one log line per request would fill a pipe nobody reads.
+    log = config.parent / f"broker-{next(_LOG_NUMBERS)}.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*RUNNER, "serve", "--config", str(config), "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        )
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     line = b""
@@ -58,8 +70,9 @@ def start_broker(config: Path, env: dict[str, str], timeout: float = 30) -> Brok
             break
     if not line.startswith(READY_PREFIX.encode()):
         proc.kill()
-        _, err = proc.communicate(timeout=10)
-        raise AssertionError(f"broker did not start: {err.decode(errors='replace')[-2000:]}")
+        proc.wait(timeout=10)
+        err = log.read_text(errors="replace")
+        raise AssertionError(f"broker did not start: {err[-2000:]}")
     url = line.decode().strip()[len(READY_PREFIX) :]
     # The socket is bound before the announcement; wait until the app answers.
     while time.monotonic() < deadline:
@@ -69,7 +82,7 @@ def start_broker(config: Path, env: dict[str, str], timeout: float = 30) -> Brok
         except requests.ConnectionError:
             time.sleep(0.05)
     data = yaml.safe_load(config.read_text())
-    return BrokerProcess(url, proc, Path(data["storage"]["url"].removeprefix("sqlite:///")))
+    return BrokerProcess(url, proc, Path(data["storage"]["url"].removeprefix("sqlite:///")), log)
 
 
 @pytest.fixture
@@ -147,6 +160,105 @@ def test_ci_gets_a_session_and_a_working_eks_token_from_a_real_broker(
     # A token from nowhere is refused by the real server too.
     bogus = requests.get(url + "/v1/sessions", headers={"Authorization": "Bearer x.y.z"}, timeout=5)
     assert bogus.status_code == 401
+
+
+def test_the_broker_logs_json_lines_without_any_token_or_credential(
+    broker_env: tuple[Path, dict[str, str]], sandbox_idp: Any, broker_sts: StsHandle
+) -> None:
+    """A session's whole life through a real process at debug level; then read its stderr.
+
+    The cluster has no endpoint/CA in the config: the process finds them with EKS
+    DescribeCluster (its own AWS identity, the emulator's URL), and logs a clear warning at
+    start for a configured cluster EKS does not know.
+    """
+    import uuid
+
+    config, env = broker_env
+    eks_name = f"eks-{uuid.uuid4().hex[:10]}"
+    ca_pem = b"-----BEGIN CERTIFICATE-----\nMIIBe2e\n-----END CERTIFICATE-----\n"
+    broker_sts.emulator.register_eks_cluster(eks_name, "https://10.8.8.8:443", ca_pem)
+    data = yaml.safe_load(config.read_text())
+    data["clusters"] += [
+        {"name": "found", "region": "us-east-1", "eks_cluster_name": eks_name},
+        {"name": "ghost", "region": "us-east-1", "eks_cluster_name": f"{eks_name}-missing"},
+    ]
+    data["roles"][2]["clusters"] = ["prod", "found"]  # deployer: CI is auto-approved
+    data["aws"]["eks_endpoint_url"] = broker_sts.emulator.url
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    process = start_broker(config, env, args=("--log-level", "debug"))
+    url = process.url
+    try:
+        oidc_token = ci_token(sandbox_idp)
+        auth = {"Authorization": f"Bearer {oidc_token}"}
+        created = requests.post(
+            url + "/v1/sessions",
+            json={"role": "deployer", "cluster": "found", "ttl": "15m", "reason": "deploy 7"},
+            headers=auth,
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+        sid = created.json()["session"]["id"]
+        session_token = created.json()["session_token"]
+        held = {"Authorization": f"Bearer {session_token}"}
+        eks = requests.post(f"{url}/v1/sessions/{sid}/eks-token", headers=held, timeout=10)
+        assert eks.status_code == 200, eks.text
+        assert eks.json()["cluster_endpoint"] == "https://10.8.8.8:443"
+        assert eks.json()["cluster_certificate_authority"] == base64.b64encode(ca_pem).decode()
+        sts = requests.post(f"{url}/v1/sessions/{sid}/credentials", headers=held, timeout=10)
+        assert sts.status_code == 200, sts.text
+        requests.get(f"{url}/v1/sessions/{sid}", headers=held, timeout=10)
+        requests.get(
+            f"{url}/v1/sessions?status=active&cursor={oidc_token}", headers=auth, timeout=10
+        )
+        bogus = requests.get(
+            url + "/v1/sessions", headers={"Authorization": "Bearer x.y.z"}, timeout=10
+        )
+        assert bogus.status_code == 401
+        process.proc.send_signal(signal.SIGTERM)  # graceful: uvicorn logs its shutdown too
+        process.proc.wait(timeout=15)
+    finally:
+        process.kill()
+
+    text = process.log.read_text(encoding="utf-8")
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(d) for d in lines)
+    requests_logged = [d for d in lines if d["logger"] == "jitkube.broker.request"]
+    seen = [(d["method"], d.get("route"), d["status"]) for d in requests_logged]
+    for expected in [
+        ("POST", "/v1/sessions", 201),
+        ("POST", "/v1/sessions/{session_id}/eks-token", 200),
+        ("POST", "/v1/sessions/{session_id}/credentials", 200),
+        ("GET", "/v1/sessions/{session_id}", 200),
+        ("GET", "/v1/sessions", 422),
+        ("GET", "/v1/sessions", 401),
+    ]:
+        assert expected in seen, f"{expected} not logged: {seen}"
+    eks_line = next(d for d in requests_logged if d.get("route", "").endswith("/eks-token"))
+    assert eks_line["session_id"] == sid
+    assert eks_line["sub"] == created.json()["session"]["owner"]["sub"]
+    assert eks_line["request_id"] == eks.headers["x-request-id"]
+    assert isinstance(eks_line["duration_ms"], float)
+    assert any(d["logger"].startswith("uvicorn") for d in lines)  # uvicorn's own, as JSON
+    ghost = [d for d in lines if d.get("cluster") == "ghost"]
+    assert ghost
+    assert ghost[0]["level"] == "warning"
+    assert "ResourceNotFoundException" in ghost[0]["error"]
+    assert not any(d.get("cluster") == "found" for d in lines)  # found at start, no warning
+
+    secrets = {
+        "OIDC access token": oidc_token,
+        "session token": session_token,
+        "session token secret": session_token.rsplit(".", 1)[1],
+        "EKS token": eks.json()["token"],
+        "EKS token body": eks.json()["token"].removeprefix("k8s-aws-v1.")[:40],
+        "STS secret key": sts.json()["secret_access_key"],
+        "STS session token": sts.json()["session_token"],
+        "STS session token (start)": sts.json()["session_token"][:24],
+        "broker's own AWS secret": broker_sts.secret,
+    }
+    for name, value in secrets.items():
+        assert value not in text, f"the broker log contains the {name}"
 
 
 def test_no_acknowledged_audit_event_is_lost_when_the_broker_is_sigkilled(
@@ -304,6 +416,19 @@ def test_serve_wants_certificate_and_key_together(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(broker_config_dict()), encoding="utf-8")
     with pytest.raises(ConfigError, match="go together"):
         serve(ServeOptions(config, port=0, tls_cert=tmp_path / "c.pem"))
+
+
+@pytest.mark.parametrize("level", ["trace", "verbose"])
+def test_serve_refuses_log_levels_that_could_log_headers_or_do_not_exist(
+    tmp_path: Path, level: str
+) -> None:
+    from jitkube.broker.server import ServeOptions, serve
+    from jitkube.errors import ConfigError
+
+    config = tmp_path / "broker.yaml"
+    config.write_text(yaml.safe_dump(broker_config_dict()), encoding="utf-8")
+    with pytest.raises(ConfigError, match="--log-level must be one of debug, info"):
+        serve(ServeOptions(config, port=0, log_level=level))
 
 
 def test_register_adds_broker_serve_with_its_options() -> None:

@@ -25,6 +25,7 @@ from jitkube import __version__
 from jitkube.broker.approvals import CommandApprovalService, CommandRequest, load_broker_policy
 from jitkube.broker.audit import AuditService
 from jitkube.broker.auth import AuthError, Identity, JwksCache, TokenValidator, https_fetcher
+from jitkube.broker.clusters import Boto3ClusterDescriber, ClusterDescriber, ClusterDirectory
 from jitkube.broker.config import BrokerConfig, parse_duration
 from jitkube.broker.errors import BrokerError
 from jitkube.broker.http import (
@@ -35,6 +36,7 @@ from jitkube.broker.http import (
     encode_cursor,
     problem_response,
 )
+from jitkube.broker.logs import RequestLog, note_caller
 from jitkube.broker.metrics import BrokerMetrics
 from jitkube.broker.notify import Notifier, NullNotifier, WebhookNotifier
 from jitkube.broker.schemas import (
@@ -95,6 +97,7 @@ def create_app(
     vault: CredentialVault | None = None,
     notifier: Notifier | None = None,
     policy: Policy | None = None,
+    cluster_describer: ClusterDescriber | None = None,
 ) -> FastAPI:
     """Build the broker app. Anything not injected is built from `settings`."""
     metrics = BrokerMetrics()
@@ -109,8 +112,22 @@ def create_app(
         notifier = WebhookNotifier(settings.webhooks) if settings.webhooks else NullNotifier()
     broker_policy = policy if policy is not None else load_broker_policy(settings)
     policy_snapshot = broker_policy.to_dict()
+    clusters = ClusterDirectory(
+        settings.clusters,
+        (lambda: cluster_describer)
+        if cluster_describer is not None
+        else (lambda: Boto3ClusterDescriber(settings.aws.eks_endpoint_url)),
+    )
     sessions = SessionService(
-        settings, store, clock, issuer, vault, notifier, metrics, lambda: policy_snapshot
+        settings,
+        store,
+        clock,
+        issuer,
+        vault,
+        notifier,
+        metrics,
+        lambda: policy_snapshot,
+        clusters,
     )
     commands = CommandApprovalService(settings, store, clock, broker_policy, notifier, metrics)
     audit = AuditService(store, clock, metrics)
@@ -128,6 +145,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.notifier = notifier
     app.state.sessions = sessions
+    app.state.clusters = clusters
 
     # -- errors --------------------------------------------------------------------
 
@@ -193,6 +211,7 @@ def create_app(
                 _limit(f"ip:{request.client.host if request.client else '?'}")
             raise
         _limit(found.key)
+        note_caller(found.sub, found.session_id)
         return found
 
     def person(request: Request, token: HTTPAuthorizationCredentials | None) -> Identity:
@@ -560,7 +579,8 @@ def create_app(
         next_cursor = encode_cursor(items[-1]["client_id"]) if len(items) == limit else None
         return {"items": items, "next_cursor": next_cursor}
 
-    # Outermost first: metrics see the 413s too.
+    # Added last = outermost: metrics and the request log see the 413s too.
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestLog)
     return app

@@ -191,13 +191,20 @@ class CommandApprovalService:
             assert row is not None
         return row
 
-    def can_review(self, reviewer: Identity, row: Row) -> bool:
-        """Approvers of the session's role, and the broker-wide command approvers."""
-        if reviewer.in_any(self.config.command_approver_groups):
-            return True
+    def approver_groups(self, row: Row) -> list[str]:
+        """Who may decide this command: the role's approver groups, then the broker-wide
+        command approver groups (each group once, in that order)."""
         session = self.store.get_session(row["session_id"])
         role = self.config.roles.get(session["role"]) if session else None
-        return role is not None and reviewer.in_any(role.approval.approver_groups)
+        groups = [
+            *(role.approval.approver_groups if role else ()),
+            *self.config.command_approver_groups,
+        ]
+        return list(dict.fromkeys(groups))
+
+    def can_review(self, reviewer: Identity, row: Row) -> bool:
+        """Approvers of the session's role, and the broker-wide command approvers."""
+        return reviewer.in_any(tuple(self.approver_groups(row)))
 
     def review(self, command_id: str, reviewer: Identity, decision: str, comment: str) -> Row:
         row = self.get(command_id)
@@ -252,6 +259,7 @@ class CommandApprovalService:
         return self.get(command_id)
 
     def view(self, row: Row) -> dict[str, Any]:
+        """The public JSON form of a command approval; `approver_groups` says who was asked."""
         return {
             "id": row["id"],
             "session_id": row["session_id"],
@@ -267,6 +275,7 @@ class CommandApprovalService:
             "broker_decision": row["decision"],
             "rule": row["rule"],
             "approvals_required": row["min_approvals"],
+            "approver_groups": self.approver_groups(row),
             "approvals": [
                 {
                     "reviewer": v["reviewer_email"] or v["reviewer_sub"],

@@ -55,9 +55,14 @@ class OidcSettings:
 class ClusterSettings:
     name: str
     region: str
-    endpoint: str
-    certificate_authority: str  # base64 PEM, as EKS reports it
+    endpoint: str | None  # None: from EKS DescribeCluster (see clusters.py)
+    certificate_authority: str | None  # base64 PEM as EKS reports it; None: DescribeCluster
     eks_cluster_name: str  # the x-k8s-aws-id the token is bound to (EKS name)
+
+    @property
+    def discovered(self) -> bool:
+        """Whether the broker asks EKS DescribeCluster for the endpoint or the CA."""
+        return self.endpoint is None or self.certificate_authority is None
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,9 @@ class StorageSettings:
 class AwsSettings:
     region: str = "us-east-1"
     sts_endpoint_url: str | None = None  # VPC endpoint, or an emulator in tests
+    # EKS API for DescribeCluster. Not derived from sts_endpoint_url: a VPC endpoint serves
+    # one service only. None: boto3's regional default.
+    eks_endpoint_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -297,13 +305,12 @@ def _cluster(reader: _Reader) -> ClusterSettings:
     region = reader.text("region", required=True)
     if not _REGION_RE.match(region):
         raise ConfigError(f"{reader.where('region')}: not an AWS region")
-    endpoint = _url(reader, "endpoint", required=True, https_only=True)
-    assert endpoint is not None
+    # Each one left out is filled in from EKS DescribeCluster (clusters.py).
     settings = ClusterSettings(
         name=name,
         region=region,
-        endpoint=endpoint,
-        certificate_authority=reader.text("certificate_authority", required=True),
+        endpoint=_url(reader, "endpoint", required=False, https_only=True),
+        certificate_authority=reader.opt_str("certificate_authority"),
         eks_cluster_name=reader.text("eks_cluster_name", name),
     )
     reader.done()
@@ -467,6 +474,7 @@ def parse_config(data: Any, *, base_dir: Path | None = None) -> BrokerConfig:
         aws = AwsSettings(
             region=aws_reader.text("region", "us-east-1"),
             sts_endpoint_url=_url(aws_reader, "sts_endpoint_url", required=False, https_only=False),
+            eks_endpoint_url=_url(aws_reader, "eks_endpoint_url", required=False, https_only=False),
         )
         aws_reader.done()
 

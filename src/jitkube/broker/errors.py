@@ -33,6 +33,7 @@ CODES: dict[str, int] = {
     "rate_limited": 429,
     "internal": 500,
     "sts_unavailable": 502,
+    "eks_unavailable": 502,
     "unavailable": 503,
 }
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitkube.broker.auth import Identity
+from jitkube.broker.clusters import ClusterDirectory
 from jitkube.broker.config import MIN_SESSION_TTL, BrokerConfig, RoleSettings
 from jitkube.broker.errors import BrokerError
 from jitkube.broker.metrics import BrokerMetrics
@@ -80,6 +81,7 @@ class SessionService:
         notifier: Notifier,
         metrics: BrokerMetrics,
         policy_snapshot: Callable[[], Mapping[str, Any]],
+        clusters: ClusterDirectory,
     ) -> None:
         self.config = config
         self.store = store
@@ -89,6 +91,7 @@ class SessionService:
         self.notifier = notifier
         self.metrics = metrics
         self.policy_snapshot = policy_snapshot
+        self.clusters = clusters
 
     # -- request ----------------------------------------------------------------------
 
@@ -204,8 +207,12 @@ class SessionService:
         return role is not None and identity.in_any(role.approval.approver_groups)
 
     def view(self, row: Row, *, with_policy: bool = False) -> dict[str, Any]:
-        """The public JSON form of a session: never credentials, never the token hash."""
-        cluster = self.config.clusters.get(row["cluster"])
+        """The public JSON form of a session: never credentials, never the token hash.
+
+        `approver_groups` and `approvals_required` say who can decide a pending request
+        and how many approvals it needs (the CLI shows them while it waits).
+        """
+        role = self.config.roles.get(row["role"])
         out: dict[str, Any] = {
             "id": row["id"],
             "status": row["status"],
@@ -224,6 +231,7 @@ class SessionService:
             "ended_at": iso(row.get("ended_at")),
             "ended_by": row.get("ended_by"),
             "approvals_required": row["min_approvals"],
+            "approver_groups": list(role.approval.approver_groups) if role else [],
             "approvals": [
                 {
                     "reviewer": v["reviewer_email"] or v["reviewer_sub"],
@@ -234,10 +242,12 @@ class SessionService:
                 for v in self.store.session_votes(row["id"])
             ],
         }
-        if cluster is not None:
-            out["cluster_endpoint"] = cluster.endpoint
-            out["cluster_certificate_authority"] = cluster.certificate_authority
-        role = self.config.roles.get(row["role"])
+        # Without the cluster's address (EKS unreachable), the view is still useful; the
+        # eks-token answer carries the address too, or says why it cannot.
+        access = self.clusters.access_or_none(row["cluster"])
+        if access is not None:
+            out["cluster_endpoint"] = access.endpoint
+            out["cluster_certificate_authority"] = access.certificate_authority
         if role is not None:
             out["delivery"] = role.delivery
         if with_policy:
@@ -402,6 +412,7 @@ class SessionService:
         cluster = self.config.clusters.get(row["cluster"])
         if cluster is None:
             raise BrokerError("conflict", f"cluster {row['cluster']!r} is no longer configured")
+        access = self.clusters.access(cluster.name)  # before STS: fail without side effects
         credentials = self._credentials(row)
         now = self.clock()
         not_after = min(float(row["expires_at"]), credentials.expiration)
@@ -423,8 +434,8 @@ class SessionService:
             "expires_at": iso(token.expires_at.timestamp()),
             "session_expires_at": iso(row["expires_at"]),
             "cluster": cluster.name,
-            "cluster_endpoint": cluster.endpoint,
-            "cluster_certificate_authority": cluster.certificate_authority,
+            "cluster_endpoint": access.endpoint,
+            "cluster_certificate_authority": access.certificate_authority,
         }
 
     def deliver_credentials(self, row: Row) -> dict[str, Any]:
