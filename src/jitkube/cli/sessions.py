@@ -163,7 +163,6 @@ def countdown_bar(remaining: float, total: float, width: int = 10) -> str:
 
 def render_status(report: StatusReport, now: float) -> RenderableType:
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     parts: list[Any] = []
@@ -173,24 +172,19 @@ def render_status(report: StatusReport, now: float) -> RenderableType:
     else:
         parts.append(Text(f"Not logged in: {report.identity_error}", style="yellow"))
     if report.sessions:
-        table = Table(title="Sessions", title_justify="left", expand=False)
-        for col in ("session", "role", "cluster", "status", "ends", "remaining"):
-            table.add_column(col, no_wrap=col in ("session", "ends", "remaining"))
+        # Two lines per session rather than a table: ids must stay whole and copyable,
+        # and six columns do not fit an 80-column terminal.
+        parts.append(Text("Sessions", style="bold"))
         for s in report.sessions:
+            state = s.status if s.status == "active" else "pending (request lapses)"
+            head = Text(f"  {s.session_id}  ", style="bold")
+            head.append(f"{s.role}@{s.cluster}  ")
+            head.append(state, style="green" if s.status == "active" else "yellow")
             left = format_duration(s.remaining(now))
             granted = report.ttl.get(s.session_id)
-            if s.status == "active" and granted:
-                left = f"{countdown_bar(s.remaining(now), granted)} {left}"
-            _add_row(
-                table,
-                s.session_id,
-                s.role,
-                s.cluster,
-                s.status if s.status == "active" else "pending (request lapses)",
-                _stamp(s.expires_at),
-                left,
-            )
-        parts.append(table)
+            bar = f"{countdown_bar(s.remaining(now), granted)} " if granted else ""
+            parts.append(head)
+            parts.append(Text(f"    ends {_stamp(s.expires_at)}  {bar}{left} left"))
     else:
         parts.append(Text("No active or pending sessions."))
     for s, why in report.ended:
