@@ -427,3 +427,22 @@ def test_store_create_conflict_and_missing_namespace() -> None:
     assert missing.value.code == 404
     store.delete(ns, "", "a")
     assert not store.exists(cm, "a", "x")  # deleting a namespace deletes its contents
+
+
+def test_exec_speaks_the_websocket_protocol_and_passes_exit_codes(kube_login: Login) -> None:
+    session = kube_login("jitkube-admin")
+    once = session.run("exec", "-n", "prod", "api-5c8d7f9b4-x2k9p", "--", "whoami")
+    assert once.returncode == 0, once.stderr
+    assert once.stdout == "root\n"
+    shell = session.run(
+        "exec", "-i", "-n", "prod", "api-5c8d7f9b4-x2k9p", "--", "sh",
+        input="echo hello\ntty\nexit 3\n",
+    )  # fmt: skip
+    assert shell.returncode == 3, shell.stderr
+    assert shell.stdout == "hello\nnot a tty\n"
+
+
+def test_exec_is_refused_to_a_view_identity(kube_login: Login) -> None:
+    denied = kube_login("jitkube-view").run("exec", "-n", "prod", "worker-0", "--", "whoami")
+    assert denied.returncode != 0
+    assert "forbidden" in denied.stderr.lower()

@@ -338,6 +338,9 @@ class SimulatedCluster:
             self._watch(h, route, query)
             return
         try:
+            if route.subresource == "exec":
+                self._exec(h, user, attrs, route, parts.query)
+                return
             if route.subresource == "log":
                 text = self._log_text(route, query)
                 self._record(h, user, 200, attrs)
@@ -348,6 +351,22 @@ class SimulatedCluster:
             status, obj = err.code, err.status()
         self._record(h, user, status, attrs)
         h.send_json(status, obj)
+
+    def _exec(
+        self, h: _Handler, user: UserInfo, attrs: RequestAttributes, route: _Route, raw_query: str
+    ) -> None:
+        """`kubectl exec` over the WebSocket remote-command protocol (see cluster_exec)."""
+        from jitkube.sandbox.cluster_exec import PROTOCOLS, serve_exec, wants_websocket
+
+        pod = self.store.get(route.rt, route.namespace, route.name)
+        offered = [p.strip() for p in (h.headers.get("Sec-WebSocket-Protocol") or "").split(",")]
+        protocol = next((p for p in PROTOCOLS if p in offered), None)
+        if not wants_websocket(h.headers) or protocol is None:
+            raise StoreError(
+                400, "BadRequest", "the sandbox cluster speaks exec over WebSockets (v4/v5) only"
+            )
+        self._record(h, user, 101, attrs)
+        serve_exec(h, pod, parse_qs(raw_query, keep_blank_values=True), protocol)
 
     def _attributes(
         self, method: str, path: str, query: dict[str, str]
