@@ -181,6 +181,7 @@ SECRET_VIEWS = [
     ("get", "pods", "-n", "prod", "-o", "yaml"),
     ("describe", "pod", "api-5c8d7f9b4-x2k9p", "-n", "prod"),
     ("logs", "api-5c8d7f9b4-x2k9p", "-n", "prod"),
+    ("exec", "-n", "prod", "api-5c8d7f9b4-x2k9p", "--", "env"),
 ]
 
 
