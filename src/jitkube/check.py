@@ -7,15 +7,18 @@ alone costs more start-up time than the whole judgement (see benchmarks/check_st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from jitkube import envelope
+from jitkube.dataclass_lite import dataclass
 from jitkube.environment import Environment
 from jitkube.errors import ExitCode, UsageError
 from jitkube.judge import Judgement, judge, strip_kubectl_word
 from jitkube.policy import Action, DecisionContext, Policy, default_policy, load_policy_file
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = (
     "usage: jitkube check [--agent] [--non-interactive] [--policy FILE] "

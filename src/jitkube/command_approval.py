@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from jitkube.broker_http import call
+from jitkube.dataclass_lite import dataclass
 from jitkube.errors import (
     ApprovalRefusedError,
     BrokerUnreachableError,

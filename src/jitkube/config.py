@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
 
+from jitkube.dataclass_lite import dataclass, field, fields, replace
 from jitkube.errors import ConfigError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Any
 
 TOKEN_STORES = ("keyring", "file", "memory")
 _TRUE = {"1", "true", "yes", "on"}

@@ -19,8 +19,9 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlsplit
+
+from jitkube.dataclass_lite import dataclass
 
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a format prefix, not a secret
 CLUSTER_ID_HEADER = "x-k8s-aws-id"

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from jitkube.errors import JitkubeError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Any
 
 RESULT_VERSION = "1"
 STATUSES = ("ok", "denied", "approval_required", "pending", "refused", "error")

@@ -8,8 +8,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import BinaryIO, TextIO
+
+from jitkube.dataclass_lite import dataclass, field
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import BinaryIO, TextIO
 
 _TRUE = {"1", "true", "yes", "on"}
 _UNITS = {"h": 3600, "m": 60, "s": 1}

@@ -8,7 +8,10 @@ can always tell who ended the command.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ExitCode(IntEnum):

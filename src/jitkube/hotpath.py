@@ -11,10 +11,9 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from jitkube import config as config_module
+from jitkube.dataclass_lite import dataclass, field
 from jitkube.environment import Environment
 from jitkube.errors import (
     ApprovalPendingError,
@@ -27,6 +26,12 @@ from jitkube.judge import Judgement, judge
 from jitkube.policy import Action, DecisionContext, Policy, default_policy, policy_from_dict
 from jitkube.session_cache import CachedSession
 from jitkube.session_cache import load as load_session
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from jitkube.runner import Masker
 
 
 @dataclass
@@ -246,7 +251,6 @@ def _exec(
 ) -> int:
     from jitkube.masking import plan_masking
     from jitkube.runner import (
-        Masker,
         Target,
         default_cache_dir,
         default_run_base,

@@ -7,14 +7,14 @@ reading the manifest files the command names; stdlib only.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from jitkube.dataclass_lite import dataclass
 from jitkube.kubectl.invocation import Invocation
 from jitkube.kubectl.parser import parse
 from jitkube.policy import Decision, DecisionContext, Policy, decide
 from jitkube.risk import Assessment, assess
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
     from jitkube.kubectl.manifests import ManifestSet
 

@@ -24,14 +24,17 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, NoReturn
 
+from jitkube.dataclass_lite import dataclass, field
 from jitkube.errors import PolicyError
 from jitkube.kubectl.resources import BUILTIN_RESOURCES, resolve_type
 from jitkube.risk import Assessment, RiskClass
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 class Action(IntEnum):

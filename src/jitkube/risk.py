@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
 
+from jitkube.dataclass_lite import dataclass
 from jitkube.kubectl.resources import CATEGORIES, resolve_type
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
+    from typing import Any
+
     from jitkube.kubectl.invocation import Invocation
     from jitkube.kubectl.manifests import ManifestObject, ManifestSet, PodFeatures
 

@@ -23,9 +23,13 @@ import re
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+
+from jitkube.dataclass_lite import dataclass
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Protocol
 
 # Variables that would change which cluster, identity or configuration kubectl uses, or
 # run other programs on its behalf (KUBECTL-NOTES.md, "Environment a wrapper must pin").
@@ -61,15 +65,17 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, sign
 _CHUNK = 65536
 
 
-class Masker(Protocol):
-    """What the runner needs of a stream masker (jitkube.masking)."""
+if TYPE_CHECKING:
 
-    @property
-    def masked_count(self) -> int: ...
+    class Masker(Protocol):
+        """What the runner needs of a stream masker (jitkube.masking)."""
 
-    def feed(self, chunk: bytes) -> bytes: ...
+        @property
+        def masked_count(self) -> int: ...
 
-    def close(self) -> bytes: ...
+        def feed(self, chunk: bytes) -> bytes: ...
+
+        def close(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,17 +20,20 @@ import os
 import stat
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
 
 from jitkube.config import state_dir
+from jitkube.dataclass_lite import asdict, dataclass, field, fields, replace
 from jitkube.errors import (
     ApprovalPendingError,
     BrokerUnreachableError,
     SessionRequiredError,
     UsageError,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT_VERSION = 1
 REFRESH_MARGIN = 60.0  # fetch the next EKS token when the current one ends within this

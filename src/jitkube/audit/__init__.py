@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from jitkube.audit.agent import AgentInfo, detect_agent, resolve_agent
 from jitkube.audit.chain import AuditLog, AuditWriteError, Head
@@ -23,7 +22,10 @@ from jitkube.audit.event import OUTCOMES, AuditEntry, build_event, judgement_fie
 from jitkube.audit.redact import REDACTED, RedactedArgv, redact_argv
 from jitkube.config import state_dir
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
+    from typing import Any
+
     from jitkube.audit.reading import Problem
     from jitkube.audit.spool import AuditSpool, FlushResult, spawn_background_flush
 

@@ -22,7 +22,8 @@ it is not a security boundary (any process can unset it); the broker's agent gro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
+
+from jitkube.dataclass_lite import dataclass
 
 _MARKERS: tuple[tuple[str, str], ...] = (
     ("CLAUDECODE", "claude-code"),
@@ -36,7 +37,8 @@ _MARKERS: tuple[tuple[str, str], ...] = (
 _MAX_NAME = 128
 
 
-class AgentInfo(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (hot path)
+@dataclass(frozen=True, slots=True)  # dataclass_lite: no exec at import (hot path)
+class AgentInfo:
     """An agent name and where it was learnt (`flag`, `env`, `session`, `marker:VAR`)."""
 
     name: str

@@ -33,11 +33,14 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+from jitkube.dataclass_lite import dataclass
 from jitkube.errors import JitkubeError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
+    from typing import Any
+
     from jitkube.audit.reading import Problem, StoredLine
 
 GENESIS = "0" * 64
@@ -53,7 +56,8 @@ class AuditWriteError(JitkubeError):
     code = "audit_write_failed"
 
 
-class Head(NamedTuple):
+@dataclass(frozen=True, slots=True)  # dataclass_lite: no exec at import (hot path)
+class Head:
     """Where the chain ends: last seq and hash, and the segment/offset after it."""
 
     seq: int

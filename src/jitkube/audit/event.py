@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from jitkube.audit.agent import resolve_agent
 from jitkube.audit.redact import redact_argv
+from jitkube.dataclass_lite import dataclass, field
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
+    from typing import Any
+
     from jitkube.judge import Judgement
 
 EVENT_VERSION = 1

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from jitkube.audit.chain import GENESIS, HEAD_FILE, is_sealed, segment_key
+from jitkube.dataclass_lite import dataclass
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
+    from typing import Any
+
     from jitkube.audit.chain import AuditLog
 
 

@@ -28,7 +28,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+
+from jitkube.dataclass_lite import dataclass
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Any
 
 REDACTED = "<redacted>"
 
@@ -88,7 +93,8 @@ _PATTERN_HINTS = (
 )
 
 
-class RedactedArgv(NamedTuple):
+@dataclass(frozen=True, slots=True)  # dataclass_lite: no exec at import (hot path)
+class RedactedArgv:
     """The argv as it may be stored, and how many values were hidden."""
 
     argv: tuple[str, ...]

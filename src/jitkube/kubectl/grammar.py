@@ -1,6 +1,6 @@
 """Lookup API over the generated kubectl grammar tables (`_grammar_data`).
 
-Every command node gets, at import, one merged flag table: its local flags, cobra's
+Every command node gets, on first lookup, one merged flag table: its local flags, cobra's
 `-h/--help`, and kubectl's global flags, where a local flag of the same long name shadows
 the global one everywhere on the line (pflag merges persistent flags only when the name is
 free). Lookups on the parser's hot path are then single dict hits.
@@ -8,13 +8,17 @@ free). Lookups on the parser's hot path are then single dict hits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterator, Mapping
 
+from jitkube.dataclass_lite import dataclass
 from jitkube.kubectl import _grammar_data as _data
 
-FlagKind = Literal["bool", "value", "optional"]
-Multi = Literal["", "slice", "array"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Literal
+
+    FlagKind = Literal["bool", "value", "optional"]
+    Multi = Literal["", "slice", "array"]
 
 KUBECTL_VERSION: str = _data.KUBECTL_VERSION
 
@@ -110,41 +114,65 @@ GLOBAL_FLAGS: dict[str, FlagSpec] = {
 _HELP = FlagSpec("help", "h", "bool", "false", "true", "", False)
 
 
-def _build() -> dict[tuple[str, ...], CommandNode]:
-    nodes: dict[tuple[str, ...], CommandNode] = {}
+def _build_node(path: tuple[str, ...]) -> CommandNode:
     raw_nodes: dict[tuple[str, ...], dict[str, object]] = _data.COMMANDS  # type: ignore[assignment]
-    for path, raw in raw_nodes.items():
-        local: dict[str, tuple[str, str, str, str, str]] = raw["flags"]  # type: ignore[assignment]
-        long_flags = {name: _spec(name, spec, False) for name, spec in local.items()}
-        long_flags.setdefault("help", _HELP)
-        for name, spec in GLOBAL_FLAGS.items():
-            long_flags.setdefault(name, spec)
-        short_flags: dict[str, FlagSpec] = {}
-        # Locals first so a local shorthand wins (none collide in 1.32; keep it explicit).
-        for spec in sorted(long_flags.values(), key=lambda s: s.is_global):
-            if spec.short:
-                short_flags.setdefault(spec.short, spec)
-        children: dict[str, str] = {}
-        subs: tuple[str, ...] = raw["subcommands"]  # type: ignore[assignment]
-        for sub in subs:
-            children[sub] = sub
-            sub_raw = raw_nodes.get((*path, sub))
-            if sub_raw is not None:
-                for alias in sub_raw["aliases"]:  # type: ignore[attr-defined]
-                    children.setdefault(alias, sub)
-        nodes[path] = CommandNode(
-            path=path,
-            aliases=raw["aliases"],  # type: ignore[arg-type]
-            subcommands=subs,
-            children=children,
-            long_flags=long_flags,
-            short_flags=short_flags,
-            local_flags=frozenset(local) | {"help"},
-        )
-    return nodes
+    raw = raw_nodes[path]
+    local: dict[str, tuple[str, str, str, str, str]] = raw["flags"]  # type: ignore[assignment]
+    long_flags = {name: _spec(name, spec, False) for name, spec in local.items()}
+    long_flags.setdefault("help", _HELP)
+    for name, spec in GLOBAL_FLAGS.items():
+        long_flags.setdefault(name, spec)
+    short_flags: dict[str, FlagSpec] = {}
+    # Locals first so a local shorthand wins (none collide in 1.32; keep it explicit).
+    for spec in sorted(long_flags.values(), key=lambda s: s.is_global):
+        if spec.short:
+            short_flags.setdefault(spec.short, spec)
+    children: dict[str, str] = {}
+    subs: tuple[str, ...] = raw["subcommands"]  # type: ignore[assignment]
+    for sub in subs:
+        children[sub] = sub
+        sub_raw = raw_nodes.get((*path, sub))
+        if sub_raw is not None:
+            for alias in sub_raw["aliases"]:  # type: ignore[attr-defined]
+                children.setdefault(alias, sub)
+    return CommandNode(
+        path=path,
+        aliases=raw["aliases"],  # type: ignore[arg-type]
+        subcommands=subs,
+        children=children,
+        long_flags=long_flags,
+        short_flags=short_flags,
+        local_flags=frozenset(local) | {"help"},
+    )
 
 
-COMMANDS: dict[tuple[str, ...], CommandNode] = _build()
+class _CommandTable(Mapping[tuple[str, ...], CommandNode]):
+    """Every command node, each built on first lookup.
+
+    Building all ~110 nodes (~900 flag specs) costs ~3 ms of start-up; one `kubectl get`
+    needs two of them.
+    """
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[str, ...], CommandNode] = {}
+
+    def __getitem__(self, path: tuple[str, ...]) -> CommandNode:
+        node = self._built.get(path)
+        if node is None:
+            node = self._built[path] = _build_node(path)  # KeyError for an unknown path
+        return node
+
+    def __contains__(self, path: object) -> bool:
+        return path in _data.COMMANDS
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        return iter(_data.COMMANDS)
+
+    def __len__(self) -> int:
+        return len(_data.COMMANDS)
+
+
+COMMANDS: Mapping[tuple[str, ...], CommandNode] = _CommandTable()
 ROOT: CommandNode = COMMANDS[()]
 
 

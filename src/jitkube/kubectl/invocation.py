@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from jitkube.dataclass_lite import dataclass, field
 
-DryRun = Literal["none", "client", "server"]
-SourceKind = Literal["file", "dir", "url", "stdin"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Literal
+
+    DryRun = Literal["none", "client", "server"]
+    SourceKind = Literal["file", "dir", "url", "stdin"]
 
 
 @dataclass(frozen=True, slots=True)

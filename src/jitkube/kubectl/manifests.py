@@ -16,9 +16,9 @@ import json
 import os
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jitkube.dataclass_lite import dataclass, field
 from jitkube.kubectl.invocation import FileSource, Invocation
 from jitkube.kubectl.resources import ResourceType, kind_to_resource
 

@@ -10,11 +10,16 @@ piece copies. Whatever kubectl would reject, or whatever jitkube cannot interpre
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Final
 
 from jitkube.kubectl.grammar import ROOT, CommandNode, FlagSpec
-from jitkube.kubectl.invocation import DryRun, FileSource, Invocation, ResourceRef
+from jitkube.kubectl.invocation import FileSource, Invocation, ResourceRef
 from jitkube.kubectl.resources import CATEGORIES, resolve_type
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from typing import Final
+
+    from jitkube.kubectl.invocation import DryRun
 
 _TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})

@@ -9,7 +9,7 @@ case-insensitive plural, singular, short name or Kind, optionally `.group` or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from jitkube.dataclass_lite import dataclass
 
 _RW = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 _RO = ("get", "list")

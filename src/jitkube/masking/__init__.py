@@ -13,11 +13,14 @@ not a key; `text` (logs, exec, describe, stderr) masks credential patterns; `raw
 parses each JSON line (`--raw`).
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
 from jitkube.masking.plan import MaskPlan, plan_masking, template_is_safe
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
+    from typing import Any
+
     from jitkube.masking.digest import PLACEHOLDER_RE, PLACEHOLDER_RE_TEXT, Digester
     from jitkube.masking.key import load_or_create_key
     from jitkube.masking.stream import MAX_LINE, MODES, Masker, Mode

@@ -6,12 +6,12 @@ Pure: reads the parsed invocation and its assessment only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from jitkube.dataclass_lite import dataclass, field
 from jitkube.kubectl.invocation import Invocation
 from jitkube.risk import Assessment, RiskClass
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
     # The engine is imported only when a masker is built: deciding that `get pods` needs
     # none must not cost the masking modules' start-up (~10 ms of regexes and classes).
