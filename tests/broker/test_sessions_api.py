@@ -392,3 +392,20 @@ def test_an_sts_refusal_is_a_502_and_grants_nothing(
     assert response.json()["code"] == "sts_unavailable"
     assert store.list_sessions() == []
     store.close()
+
+
+def test_sessions_longer_than_an_hour_assume_for_an_hour_and_renew(broker: Broker) -> None:
+    """Role chaining (a broker on Pod Identity/IRSA) caps STS sessions at 1 h."""
+    calls_before = len(broker.sts.emulator.assume_role_calls)
+    created = _request(
+        broker, ONCALL, role="admin", ttl="2h", break_glass=True, reason="prod down"
+    ).json()  # admin allows 2 h; break-glass makes it active at once
+    session_id, token = created["session"]["id"], created["session_token"]
+    assert broker.sts.emulator.assume_role_calls[calls_before].duration_seconds == 3600
+    first = _eks(broker, session_id, token)
+    assert first.status_code == 200, first.text
+    broker.clock.advance(3600 - 60)  # the STS credentials are about to lapse
+    renewed = _eks(broker, session_id, token)
+    assert renewed.status_code == 200, renewed.text
+    assert len(broker.sts.emulator.assume_role_calls) == calls_before + 2
+    assert broker.sts.emulator.assume_role_calls[-1].duration_seconds == 3600

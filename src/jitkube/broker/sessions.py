@@ -44,7 +44,10 @@ TOKEN_PREFIX = "jks."  # noqa: S105
 LIVE = ("pending", "active")
 # Re-assume the role when the STS credentials would end within this margin of a token.
 _CREDENTIAL_MARGIN = 300.0
-_STS_MAX_DURATION = 43_200
+# One hour: a broker running on role credentials (EKS Pod Identity, IRSA, an instance
+# role) is chaining roles, and AWS caps chained sessions at one hour. Longer jitkube
+# sessions are renewed (see _credentials_for: a fresh AssumeRole before these expire).
+_STS_MAX_DURATION = 3600
 
 
 @dataclass(frozen=True)
