@@ -7,7 +7,8 @@ fingerprint of argv + cluster + namespace + manifest digest, and lets it be used
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from jitkube.broker_http import call
@@ -151,3 +152,48 @@ def find(session: CachedSession, approval_id: str) -> CommandApproval:
     if status == 200:
         return _approval(answer)
     raise _problem(status, answer, "report the approval")
+
+
+# -- remembering a pending approval across `--no-wait` runs ---------------------------------
+# An agent that got "pending" (exit 66) runs the same command again once a reviewer has
+# approved it: that run must use the approval it already has, not file a new one. The
+# id is kept per command fingerprint (argv + cluster + namespace + manifests) and session.
+
+
+def _memory(environ: Mapping[str, str], fingerprint: str) -> Path:
+    from jitkube.config import state_dir
+
+    return state_dir(environ) / "approvals" / f"{fingerprint}.json"
+
+
+def recall(environ: Mapping[str, str], session: CachedSession, fingerprint: str) -> str | None:
+    """The approval id filed earlier for this exact command in this session, if any."""
+    import json
+
+    try:
+        data = json.loads(_memory(environ, fingerprint).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("session_id") != session.session_id:
+        return None
+    approval_id = data.get("id")
+    return approval_id if isinstance(approval_id, str) and approval_id.startswith("cmd_") else None
+
+
+def remember(
+    environ: Mapping[str, str], session: CachedSession, fingerprint: str, approval_id: str
+) -> None:
+    import json
+    import os
+
+    path = _memory(environ, fingerprint)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"id": approval_id, "session_id": session.session_id}, fh)
+    os.replace(tmp, path)
+
+
+def forget(environ: Mapping[str, str], fingerprint: str) -> None:
+    _memory(environ, fingerprint).unlink(missing_ok=True)

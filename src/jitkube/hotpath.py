@@ -80,8 +80,16 @@ def _audit(record: _Record, env: Environment, session: CachedSession | None, age
 
 
 def _refusal_hint(j: Judgement) -> str:
-    if j.assessment.risk.label in ("bypass", "unknown"):
-        return "run the command without the refused flags, or ask a human to run it"
+    if j.assessment.risk.label == "bypass":
+        return (
+            "jitkube chooses the cluster and identity: drop flags such as --kubeconfig, "
+            "--context, --server, --token or --as; do not look for other ways around it"
+        )
+    if j.assessment.risk.label == "unknown":
+        return (
+            "jitkube could not establish what this command does, so it will not run it; "
+            "ask a human (plugins and unreadable manifests are refused on purpose)"
+        )
     return "ask a human to run it, or to change the policy rule named above"
 
 
@@ -107,8 +115,27 @@ def _approve(
     from jitkube import command_approval
     from jitkube.broker.fingerprint import command_fingerprint
 
-    blobs = list(j.manifests.blobs) if j.manifests is not None else []
-    approval = command_approval.submit(session, j.invocation.argv, _namespace(j), blobs, env.reason)
+    digest = j.manifests.digest if j.manifests is not None else ""
+    fingerprint = command_fingerprint(j.invocation.argv, session.cluster, _namespace(j), digest)
+    approval = None
+    known = command_approval.recall(env.environ, session, fingerprint)
+    if known is not None:  # filed by an earlier run of this same command (--no-wait)
+        try:
+            approval = command_approval.find(session, known)
+        except JitkubeError:
+            approval = None
+        if approval is not None and approval.fingerprint != fingerprint:
+            approval = None
+        if approval is None or approval.status in ("expired", "consumed"):
+            command_approval.forget(env.environ, fingerprint)
+            approval = None
+    if approval is None:
+        blobs = list(j.manifests.blobs) if j.manifests is not None else []
+        approval = command_approval.submit(
+            session, j.invocation.argv, _namespace(j), blobs, env.reason
+        )
+        if approval.status == "pending":
+            command_approval.remember(env.environ, session, fingerprint, approval.id)
     record.fields["approval_id"] = approval.id
     if approval.status == "pending":
         if env.no_wait:
@@ -116,7 +143,7 @@ def _approve(
             raise ApprovalPendingError(
                 f"approval {approval.id} is pending: a reviewer must approve this command",
                 hint=f"`jitkube approvals status {approval.id}`; run the same command again "
-                "once it is approved",
+                "once it is approved (it will use this approval)",
                 data={**_judgement_data(j), "approval_id": approval.id},
             )
         env.stderr.write(
@@ -132,12 +159,12 @@ def _approve(
                 hint=f"`jitkube approvals status {approval.id}`; run the command again later",
                 data={**_judgement_data(j), "approval_id": approval.id},
             )
+        command_approval.forget(env.environ, fingerprint)
         raise ApprovalRefusedError(
             f"approval {approval.id} was {approval.status}: {approval.reviewers_comment}",
             data={**_judgement_data(j), "approval_id": approval.id},
         )
-    digest = j.manifests.digest if j.manifests is not None else ""
-    fingerprint = command_fingerprint(j.invocation.argv, session.cluster, _namespace(j), digest)
+    command_approval.forget(env.environ, fingerprint)
     command_approval.consume(session, approval.id, fingerprint)
     return approval.id, approval.approver
 
@@ -148,10 +175,13 @@ def kubectl_main(args: Sequence[str], env: Environment) -> int:
     record = _Record(args)
     config = config_module.load(env.environ)
     session = load_session(env.environ, cluster=config.cluster, role=config.role)
+    session_agent = None
+    if session is not None and (session.agent_name or session.agent):
+        session_agent = session.agent_name or "agent"  # the broker says the owner is one
     agent = resolve_agent(
         env.agent or config.agent,
         "flag" if env.agent else "env",
-        session.agent_name if session else None,
+        session_agent,
         env.environ,
     )
     if agent is not None and not env.agent:

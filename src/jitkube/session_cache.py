@@ -68,6 +68,9 @@ class CachedSession:
     ca_bundle: str | None = None  # PEM bundle to trust for the broker's HTTPS
     owner: str = ""
     agent_name: str = ""
+    # The broker's verdict that the requester is an agent (e.g. a member of agent_groups):
+    # commands in this session are then judged as an agent's even without JITKUBE_AGENT.
+    agent: bool = False
     reason: str = ""
     delivery: str = "token"
     saved_at: float = 0.0

@@ -230,3 +230,45 @@ def test_every_invocation_is_audited_and_the_chain_verifies(alice: User) -> None
     assert verify.returncode == 0, verify
     flushed = alice.run("--output", "json", "audit", "--flush")
     assert flushed.returncode == 0, flushed
+
+
+def test_rerunning_after_no_wait_uses_the_approval_once_it_is_granted(
+    alice: User, bob: User, sandbox: Any
+) -> None:
+    _request_admin(alice)
+    argv = ("kubectl", "delete", "pod", "worker-0", "-n", "prod")
+    first = alice.run("--no-wait", *argv, extra_env=_agent(alice))
+    assert first.returncode == 66, first
+    approval = json.loads(first.stderr.splitlines()[0])["data"]["approval_id"]
+    again = alice.run("--no-wait", *argv, extra_env=_agent(alice))
+    assert again.returncode == 66
+    assert json.loads(again.stderr.splitlines()[0])["data"]["approval_id"] == approval
+    assert bob.run("approve", approval).returncode == 0
+    # Another command does not get to use that approval.
+    other = alice.run(
+        "--no-wait", "kubectl", "delete", "pod", "api-5c8d7f9b4-x2k9p", "-n", "prod",
+        extra_env=_agent(alice),
+    )  # fmt: skip
+    assert other.returncode == 66
+    assert json.loads(other.stderr.splitlines()[0])["data"]["approval_id"] != approval
+    done = alice.run("--no-wait", *argv, extra_env=_agent(alice))
+    assert done.returncode == 0, done
+    assert not sandbox.cluster.store.exists(PODS, "prod", "worker-0")
+    # Used once: the same command now needs a new approval.
+    reused = alice.run("--no-wait", *argv, extra_env=_agent(alice))
+    assert reused.returncode == 66
+    assert json.loads(reused.stderr.splitlines()[0])["data"]["approval_id"] != approval
+
+
+def test_a_session_requested_for_an_agent_is_judged_as_an_agents_without_markers(
+    alice: User, sandbox: Any
+) -> None:
+    granted = alice.run("request", "--role", "admin", "--ttl", "15m", "--agent", "claude")
+    assert granted.returncode == 0, granted
+    assert alice.cached()[0]["agent"] is True
+    # A write an engineer may run at once; an agent's waits for a reviewer.
+    result = alice.run(
+        "--no-wait", "kubectl", "label", "pod", "web-7d4b9c6f5-abcde", "-n", "default", "x=y"
+    )
+    assert result.returncode == 66, result
+    assert json.loads(result.stderr.splitlines()[0])["status"] == "pending"

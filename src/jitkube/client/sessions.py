@@ -143,6 +143,7 @@ def _to_cache(
         ca_bundle=config.ca_bundle,
         owner=str((session.get("owner") or {}).get("email") or ""),
         agent_name=agent_name,
+        agent=session.get("agent") is True,
         reason=str(session.get("reason") or ""),
         delivery=str(session.get("delivery") or "token"),
     )
