@@ -13,12 +13,12 @@ from jitkube import envelope
 from jitkube.dataclass_lite import dataclass
 from jitkube.environment import Environment
 from jitkube.errors import ExitCode, UsageError
-from jitkube.judge import Judgement, judge, strip_kubectl_word
+from jitkube.judge import Judgement, judge, judgement_data, strip_kubectl_word
 from jitkube.policy import Action, DecisionContext, Policy, default_policy, load_policy_file
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
-    from typing import Any
+    pass
 
 USAGE = (
     "usage: jitkube check [--agent] [--non-interactive] [--policy FILE] "
@@ -120,31 +120,6 @@ STATUS_BY_ACTION = {
     Action.APPROVE: "approval_required",
     Action.DENY: "denied",
 }
-
-
-def judgement_data(j: Judgement) -> dict[str, Any]:
-    """The `data` of the check envelope (also the core of refusal lines on the kubectl path)."""
-    inv = j.invocation
-    return {
-        "class": j.assessment.risk.label,
-        "decision": j.decision.action.label,
-        "rule": j.decision.rule,
-        "reasons": [r.text for r in j.assessment.reasons] + list(j.decision.reasons),
-        "exposes_secret_values": j.assessment.exposes_secret_values,
-        "invocation": {
-            "command": inv.command_name,
-            "kinds": list(j.assessment.kinds or inv.kinds),
-            "names": list(inv.names),
-            "namespace": inv.namespace,
-            "namespaces": list(j.assessment.namespaces),
-            "all_namespaces": inv.all_namespaces,
-            "dry_run": inv.dry_run,
-            "output": inv.output,
-            "files": [f.path for f in inv.files],
-            "manifest_digest": j.manifests.digest if j.manifests else None,
-            "problems": list(inv.problems),
-        },
-    }
 
 
 def render_text(j: Judgement) -> str:

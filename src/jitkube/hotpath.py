@@ -22,7 +22,7 @@ from jitkube.errors import (
     JitkubeError,
     SessionRequiredError,
 )
-from jitkube.judge import Judgement, judge
+from jitkube.judge import Judgement, judge, judgement_data
 from jitkube.policy import Action, DecisionContext, Policy, default_policy, policy_from_dict
 from jitkube.session_cache import CachedSession
 from jitkube.session_cache import load as load_session
@@ -42,12 +42,6 @@ class _Record:
     started: float = field(default_factory=time.time)
     outcome: str = "failed"
     fields: dict[str, Any] = field(default_factory=dict)
-
-
-def _judgement_data(j: Judgement) -> dict[str, Any]:
-    from jitkube.check import judgement_data
-
-    return judgement_data(j)
 
 
 def _policy_for(session: CachedSession | None) -> Policy:
@@ -144,7 +138,7 @@ def _approve(
                 f"approval {approval.id} is pending: a reviewer must approve this command",
                 hint=f"`jitkube approvals status {approval.id}`; run the same command again "
                 "once it is approved (it will use this approval)",
-                data={**_judgement_data(j), "approval_id": approval.id},
+                data={**judgement_data(j), "approval_id": approval.id},
             )
         env.stderr.write(
             f"jitkube: waiting for a reviewer to approve {approval.id} "
@@ -157,12 +151,12 @@ def _approve(
             raise ApprovalPendingError(
                 f"approval {approval.id} is still pending after {int(env.approval_timeout)} s",
                 hint=f"`jitkube approvals status {approval.id}`; run the command again later",
-                data={**_judgement_data(j), "approval_id": approval.id},
+                data={**judgement_data(j), "approval_id": approval.id},
             )
         command_approval.forget(env.environ, fingerprint)
         raise ApprovalRefusedError(
             f"approval {approval.id} was {approval.status}: {approval.reviewers_comment}",
-            data={**_judgement_data(j), "approval_id": approval.id},
+            data={**judgement_data(j), "approval_id": approval.id},
         )
     command_approval.forget(env.environ, fingerprint)
     command_approval.consume(session, approval.id, fingerprint)
@@ -242,7 +236,7 @@ def _run(
             f"denied by policy rule {j.decision.rule!r} ({j.assessment.risk.label}): "
             + "; ".join(reasons[:3]),
             hint=_refusal_hint(j),
-            data=_judgement_data(j),
+            data=judgement_data(j),
         )
     if j.invocation.help:
         # kubectl only prints help: nothing reaches a cluster, no session is needed.
@@ -253,7 +247,7 @@ def _run(
             "no active jitkube session"
             + (f" for cluster {config.cluster}" if config.cluster else ""),
             hint="run `jitkube request --role ROLE --ttl 15m` (after `jitkube login`)",
-            data=_judgement_data(j),
+            data=judgement_data(j),
         )
     if action is Action.CONFIRM:
         answer = _confirm(j, env) if env.interactive and not env.agent else None

@@ -16,6 +16,8 @@ from jitkube.risk import Assessment, assess
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
 if TYPE_CHECKING:
+    from typing import Any
+
     from jitkube.kubectl.manifests import ManifestSet
 
 # A manifest on stdin larger than this is refused rather than buffered without bound.
@@ -61,3 +63,29 @@ def judge(
     assessment = assess(invocation, manifests)
     decision = decide(assessment, context, policy, command=invocation.command)
     return Judgement(invocation, manifests, assessment, decision, stdin)
+
+
+def judgement_data(j: Judgement) -> dict[str, Any]:
+    """The judgement as plain data: the `data` of check's envelope and of refusal lines on
+    the kubectl path, and the summary in audit records."""
+    inv = j.invocation
+    return {
+        "class": j.assessment.risk.label,
+        "decision": j.decision.action.label,
+        "rule": j.decision.rule,
+        "reasons": [r.text for r in j.assessment.reasons] + list(j.decision.reasons),
+        "exposes_secret_values": j.assessment.exposes_secret_values,
+        "invocation": {
+            "command": inv.command_name,
+            "kinds": list(j.assessment.kinds or inv.kinds),
+            "names": list(inv.names),
+            "namespace": inv.namespace,
+            "namespaces": list(j.assessment.namespaces),
+            "all_namespaces": inv.all_namespaces,
+            "dry_run": inv.dry_run,
+            "output": inv.output,
+            "files": [f.path for f in inv.files],
+            "manifest_digest": j.manifests.digest if j.manifests else None,
+            "problems": list(inv.problems),
+        },
+    }

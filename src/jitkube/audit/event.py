@@ -74,25 +74,17 @@ class AuditEntry:
 
 def judgement_fields(j: Judgement) -> dict[str, Any]:
     """`command`, `invocation`, `risk`, `reasons`, `decision`, `rule` of an AuditEntry."""
-    inv = j.invocation
+    from jitkube.judge import judgement_data
+
+    data = judgement_data(j)
+    invocation = dict(data["invocation"])
     return {
-        "command": inv.command_name,
-        "invocation": {
-            "kinds": list(j.assessment.kinds or inv.kinds),
-            "names": list(inv.names),
-            "namespace": inv.namespace,
-            "namespaces": list(j.assessment.namespaces),
-            "all_namespaces": inv.all_namespaces,
-            "dry_run": inv.dry_run,
-            "output": inv.output,
-            "files": [f.path for f in inv.files],
-            "manifest_digest": j.manifests.digest if j.manifests else None,
-            "problems": list(inv.problems),
-        },
-        "risk": j.assessment.risk.label,
-        "reasons": [r.text for r in j.assessment.reasons] + list(j.decision.reasons),
-        "decision": j.decision.action.label,
-        "rule": j.decision.rule,
+        "command": invocation.pop("command"),
+        "invocation": invocation,
+        "risk": data["class"],
+        "reasons": data["reasons"],
+        "decision": data["decision"],
+        "rule": data["rule"],
     }
 
 
