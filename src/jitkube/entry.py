@@ -39,6 +39,8 @@ def _take_global_options(argv: Sequence[str], env: Environment) -> list[str]:
             env.non_interactive = True
         elif arg == "--no-wait" and command is None:
             env.no_wait = True
+        elif arg == "--unmask" and command is None:
+            env.unmask = True
         elif arg.partition("=")[0] in _KUBECTL_VALUE_OPTIONS and command is None:
             name, eq, value = arg.partition("=")
             if not eq:

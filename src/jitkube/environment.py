@@ -59,6 +59,7 @@ class Environment:
     # Options of the guarded kubectl path (given before `kubectl`, or as JITKUBE_* vars).
     agent: str | None = None
     no_wait: bool = False
+    unmask: bool = False  # `jitkube --unmask kubectl …`: show values, after policy's `unmask`
     approval_timeout: float = 600.0
     reason: str = ""
 

@@ -111,8 +111,11 @@ def _approve(
 
     digest = j.manifests.digest if j.manifests is not None else ""
     fingerprint = command_fingerprint(j.invocation.argv, session.cluster, _namespace(j), digest)
+    # An unmasked run is remembered apart: an approval for the masked command is not one
+    # for seeing its values.
+    memory_key = fingerprint + ("-unmask" if env.unmask else "")
     approval = None
-    known = command_approval.recall(env.environ, session, fingerprint)
+    known = command_approval.recall(env.environ, session, memory_key)
     if known is not None:  # filed by an earlier run of this same command (--no-wait)
         try:
             approval = command_approval.find(session, known)
@@ -121,15 +124,16 @@ def _approve(
         if approval is not None and approval.fingerprint != fingerprint:
             approval = None
         if approval is None or approval.status in ("expired", "consumed"):
-            command_approval.forget(env.environ, fingerprint)
+            command_approval.forget(env.environ, memory_key)
             approval = None
     if approval is None:
         blobs = list(j.manifests.blobs) if j.manifests is not None else []
-        approval = command_approval.submit(
-            session, j.invocation.argv, _namespace(j), blobs, env.reason
-        )
+        reason = env.reason
+        if env.unmask:
+            reason = "UNMASK: secret values will be shown unmasked. " + reason
+        approval = command_approval.submit(session, j.invocation.argv, _namespace(j), blobs, reason)
         if approval.status == "pending":
-            command_approval.remember(env.environ, session, fingerprint, approval.id)
+            command_approval.remember(env.environ, session, memory_key, approval.id)
     record.fields["approval_id"] = approval.id
     if approval.status == "pending":
         if env.no_wait:
@@ -153,12 +157,12 @@ def _approve(
                 hint=f"`jitkube approvals status {approval.id}`; run the command again later",
                 data={**judgement_data(j), "approval_id": approval.id},
             )
-        command_approval.forget(env.environ, fingerprint)
+        command_approval.forget(env.environ, memory_key)
         raise ApprovalRefusedError(
             f"approval {approval.id} was {approval.status}: {approval.reviewers_comment}",
             data={**judgement_data(j), "approval_id": approval.id},
         )
-    command_approval.forget(env.environ, fingerprint)
+    command_approval.forget(env.environ, memory_key)
     command_approval.consume(session, approval.id, fingerprint)
     return approval.id, approval.approver
 
@@ -249,6 +253,21 @@ def _run(
             hint="run `jitkube request --role ROLE --ttl 15m` (after `jitkube login`)",
             data=judgement_data(j),
         )
+    if env.unmask:
+        # Values unmasked: at least what the policy's `unmask` says (approve by default),
+        # with the same floors (agents never confirm; no terminal means approve).
+        floor = _policy_for(session).unmask
+        if floor is Action.DENY:
+            record.outcome = "denied"
+            raise DeniedError(
+                "the policy does not let this session see unmasked output (unmask: deny)",
+                hint="run the command without --unmask; values are then masked",
+                data=judgement_data(j),
+            )
+        action = max(action, floor)
+        if action is Action.CONFIRM and (env.agent or not env.interactive):
+            action = Action.APPROVE
+        record.fields["invocation"] = {**record.fields.get("invocation", {}), "unmasked": True}
     if action is Action.CONFIRM:
         answer = _confirm(j, env) if env.interactive and not env.agent else None
         if answer is False:
@@ -292,7 +311,7 @@ def _exec(
         )
     else:  # help only: a kubeconfig that points nowhere
         target = Target("https://127.0.0.1:9", b"", "", cluster_name="none")
-    plan = plan_masking(j.invocation, j.assessment)
+    plan = None if env.unmask else plan_masking(j.invocation, j.assessment)
     maskers: tuple[Callable[[], Masker], Callable[[], Masker]] | None = None
     if plan is not None and not plan.interactive:
         from jitkube.masking.key import load_or_create_key

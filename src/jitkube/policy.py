@@ -84,7 +84,7 @@ MAX_RULES = 500
 MAX_REASON_CHARS = 500
 _MAX_DEPTH = 10
 
-TOP_LEVEL_KEYS = ("version", "protected_namespaces", "default", "rules")
+TOP_LEVEL_KEYS = ("version", "protected_namespaces", "default", "unmask", "rules")
 RULE_KEYS = ("name", "match", "action", "reason")
 MATCH_KEYS = (
     "commands",
@@ -249,6 +249,9 @@ class Policy:
     default: Action
     protected_namespaces: tuple[str, ...] = DEFAULT_PROTECTED_NAMESPACES
     version: int = SCHEMA_VERSION
+    # The least action for `jitkube --unmask kubectl …` (output without masking): a
+    # reviewer approves by default; raise it to deny, or lower it where people may.
+    unmask: Action = Action.APPROVE
     source: str = field(default="<policy>", compare=False)
     _compiled: _CompiledPolicy = field(init=False, repr=False, compare=False)
 
@@ -261,6 +264,7 @@ class Policy:
             "version": self.version,
             "protected_namespaces": list(self.protected_namespaces),
             "default": self.default.label,
+            "unmask": self.unmask.label,
             "rules": [r.to_dict() for r in self.rules],
         }
 
@@ -698,12 +702,14 @@ def _build(data: Any, loc: _Locator, source: str) -> Policy:
     if "default" not in data:
         loc.fail((), "missing required key 'default' (the action when no rule matches)")
     default = _action(data["default"], ("default",), loc)
+    unmask = _action(data["unmask"], ("unmask",), loc) if "unmask" in data else Action.APPROVE
     try:
         return Policy(
             rules=tuple(rules),
             default=default,
             protected_namespaces=protected,
             version=version,
+            unmask=unmask,
             source=source,
         )
     except _WitnessError as exc:

@@ -272,3 +272,24 @@ def test_a_session_requested_for_an_agent_is_judged_as_an_agents_without_markers
     )
     assert result.returncode == 66, result
     assert json.loads(result.stderr.splitlines()[0])["status"] == "pending"
+
+
+def test_unmask_needs_a_reviewer_and_then_shows_the_values(
+    alice: User, bob: User, sandbox: Any
+) -> None:
+    _request_admin(alice)
+    password = sandbox.cluster.credentials.db_password
+    argv = ("kubectl", "get", "secret", "db-credentials", "-n", "prod", "-o", "jsonpath={.data}")
+    first = alice.run("--output", "json", "--unmask", "--no-wait", *argv)
+    assert first.returncode == 66, first  # even where the masked read would just run
+    approval = json.loads(first.stderr.splitlines()[0])["data"]["approval_id"]
+    listed = bob.run("--output", "json", "approvals")
+    assert listed.returncode == 0, listed
+    assert "UNMASK" in listed.stdout
+    assert bob.run("approve", approval).returncode == 0
+    shown = alice.run("--unmask", "--no-wait", *argv)
+    assert shown.returncode == 0, shown
+    assert base64.b64encode(password.encode()).decode() in shown.stdout
+    records = json.loads(alice.run("--output", "json", "audit").stdout)["data"]["records"]
+    assert records[-1]["invocation"]["unmasked"] is True
+    assert password not in json.dumps(records)

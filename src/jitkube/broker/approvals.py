@@ -132,6 +132,10 @@ class CommandApprovalService:
         decision = decide(assessment, context, self.policy, command=invocation.command)
         self.metrics.commands.labels(decision.action.label).inc()
         reasons = [*assessment.texts, *decision.reasons]
+        if request.reason.strip():
+            # What the requester says (e.g. UNMASK from `jitkube --unmask`), shown to the
+            # reviewers with the judgement's own reasons.
+            reasons.append(f"requester: {request.reason.strip()[:300]}")
         if decision.action is Action.DENY:
             raise BrokerError(
                 "denied_by_policy",
