@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jitkube.entry import KUBECTL_BOOL_OPTIONS, KUBECTL_VALUE_OPTIONS
+
 REPO = Path(__file__).resolve().parents[1]
 ROOT = "jitkube"
 
@@ -46,10 +48,8 @@ ANYWHERE_OPTIONS = (
 # Before the command word (jitkube.entry._take_global_options).
 ROOT_OPTIONS = (
     *ANYWHERE_OPTIONS,
-    OptionSpec(("--agent",), True),
-    OptionSpec(("--approval-timeout",), True),
-    OptionSpec(("--no-wait",), False),
-    OptionSpec(("--reason",), True),
+    *(OptionSpec((name,), True) for name in KUBECTL_VALUE_OPTIONS),
+    *(OptionSpec((name,), False) for name in KUBECTL_BOOL_OPTIONS),
     OptionSpec(("--version",), False),
     HELP_OPTION,
 )

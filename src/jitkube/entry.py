@@ -15,7 +15,9 @@ from jitkube.errors import ExitCode, JitkubeError, UsageError
 
 HOT_COMMANDS = ("kubectl", "check")
 # Options for the guarded kubectl path; they go before `kubectl` (after it, all is kubectl's).
-_KUBECTL_VALUE_OPTIONS = ("--agent", "--reason", "--approval-timeout")
+# scripts/gen_completions.py reads these two tuples.
+KUBECTL_BOOL_OPTIONS = ("--no-wait", "--unmask")
+KUBECTL_VALUE_OPTIONS = ("--agent", "--reason", "--approval-timeout")
 
 
 def _take_global_options(argv: Sequence[str], env: Environment) -> list[str]:
@@ -37,11 +39,9 @@ def _take_global_options(argv: Sequence[str], env: Environment) -> list[str]:
             env.debug = True
         elif arg == "--non-interactive":
             env.non_interactive = True
-        elif arg == "--no-wait" and command is None:
-            env.no_wait = True
-        elif arg == "--unmask" and command is None:
-            env.unmask = True
-        elif arg.partition("=")[0] in _KUBECTL_VALUE_OPTIONS and command is None:
+        elif arg in KUBECTL_BOOL_OPTIONS and command is None:
+            setattr(env, arg[2:].replace("-", "_"), True)
+        elif arg.partition("=")[0] in KUBECTL_VALUE_OPTIONS and command is None:
             name, eq, value = arg.partition("=")
             if not eq:
                 if i + 1 >= len(argv):
