@@ -98,7 +98,7 @@ _jitkube_kargs_from() {
 # _jitkube_spec PATH: sets _jk_subs (subcommands) and _jk_opts (options) of PATH.
 _jitkube_spec() {
     case "$1" in
-        'jitkube') _jk_subs='approvals approve audit broker check deny kubectl login logout request revoke sandbox shim status version whoami'; _jk_opts='--agent --approval-timeout --debug --help --no-wait --non-interactive --output -o --reason --version' ;;
+        'jitkube') _jk_subs='approvals approve audit broker check demo deny kubectl login logout request revoke sandbox shim status version whoami'; _jk_opts='--agent --approval-timeout --debug --help --no-wait --non-interactive --output -o --reason --unmask --version' ;;
         'jitkube approvals') _jk_subs='status'; _jk_opts='--broker --ca-bundle --debug --help --non-interactive --output -o' ;;
         'jitkube approvals status') _jk_subs=''; _jk_opts='--debug --help --non-interactive --output -o --wait' ;;
         'jitkube approve') _jk_subs=''; _jk_opts='--broker --ca-bundle --comment --debug --help --non-interactive --output -o' ;;
@@ -106,6 +106,7 @@ _jitkube_spec() {
         'jitkube broker') _jk_subs='serve'; _jk_opts='--debug --help --non-interactive --output -o' ;;
         'jitkube broker serve') _jk_subs=''; _jk_opts='--config -c --debug --help --host --log-level --non-interactive --output -o --port --tls-cert --tls-key' ;;
         'jitkube check') _jk_subs=''; _jk_opts='--agent --cluster --debug --help --kubectl --namespace-default --non-interactive --output --policy --role' ;;
+        'jitkube demo') _jk_subs=''; _jk_opts='--debug --dir --help --keep --non-interactive --output -o' ;;
         'jitkube deny') _jk_subs=''; _jk_opts='--broker --ca-bundle --comment --debug --help --non-interactive --output -o' ;;
         'jitkube login') _jk_subs=''; _jk_opts='--authority --broker --ca-bundle --client-id --debug --help --issuer --non-interactive --output -o --scope --token-store' ;;
         'jitkube logout') _jk_subs=''; _jk_opts='--debug --help --non-interactive --output -o --revoke' ;;
@@ -170,6 +171,9 @@ _jitkube_value_kind() {
         'jitkube check|--output') _jk_kind='choices:json text' ;;
         'jitkube check|--policy') _jk_kind='files' ;;
         'jitkube check|--role') _jk_kind='none' ;;
+        'jitkube demo|--dir') _jk_kind='dirs' ;;
+        'jitkube demo|--output') _jk_kind='choices:json text' ;;
+        'jitkube demo|-o') _jk_kind='choices:json text' ;;
         'jitkube deny|--broker') _jk_kind='none' ;;
         'jitkube deny|--ca-bundle') _jk_kind='none' ;;
         'jitkube deny|--comment') _jk_kind='none' ;;

@@ -4,7 +4,7 @@
 function __jitkube_subs
     switch $argv[1]
         case 'jitkube'
-            printf '%s\n' 'approvals' 'approve' 'audit' 'broker' 'check' 'deny' 'kubectl' 'login' 'logout' 'request' 'revoke' 'sandbox' 'shim' 'status' 'version' 'whoami'
+            printf '%s\n' 'approvals' 'approve' 'audit' 'broker' 'check' 'demo' 'deny' 'kubectl' 'login' 'logout' 'request' 'revoke' 'sandbox' 'shim' 'status' 'version' 'whoami'
         case 'jitkube approvals'
             printf '%s\n' 'status'
         case 'jitkube broker'
@@ -19,7 +19,7 @@ end
 function __jitkube_subs_described
     switch $argv[1]
         case 'jitkube'
-            printf '%s\n' 'approvals	Requests waiting for review (sessions and commands).' 'approve	Approve a session or command request (never your own).' 'audit	Show the local audit trail, verify it, or deliver it to the broker.' 'broker	Run the jitkube broker (sessions, STS, approvals, audit).' 'check	Judge a kubectl command without running it.' 'deny	Deny a session or command request, saying why.' 'kubectl	Run a guarded kubectl.' 'login	Log in with the OAuth device code (or check the configured CI...' 'logout	Remove every stored token (keyring, token file, login record,...' 'request	Request a time-boxed session for a role on a cluster (and cache it).' 'revoke	End a session now (the cached one by default) and remove it from...' 'sandbox	A local EKS-like world: simulated cluster, STS emulator, identity...' 'shim	A `kubectl` for an agent\'s PATH that runs `jitkube kubectl`.' 'status	Show your sessions (countdown of the granted time), pending...' 'version	Print jitkube\'s version.' 'whoami	Show who jitkube acts as (refreshing the login silently when due).'
+            printf '%s\n' 'approvals	Requests waiting for review (sessions and commands).' 'approve	Approve a session or command request (never your own).' 'audit	Show the local audit trail, verify it, or deliver it to the broker.' 'broker	Run the jitkube broker (sessions, STS, approvals, audit).' 'check	Judge a kubectl command without running it.' 'demo	Start a sandbox and walk through login, request, kubectl, approvals...' 'deny	Deny a session or command request, saying why.' 'kubectl	Run a guarded kubectl.' 'login	Log in with the OAuth device code (or check the configured CI...' 'logout	Remove every stored token (keyring, token file, login record,...' 'request	Request a time-boxed session for a role on a cluster (and cache it).' 'revoke	End a session now (the cached one by default) and remove it from...' 'sandbox	A local EKS-like world: simulated cluster, STS emulator, identity...' 'shim	A `kubectl` for an agent\'s PATH that runs `jitkube kubectl`.' 'status	Show your sessions (countdown of the granted time), pending...' 'version	Print jitkube\'s version.' 'whoami	Show who jitkube acts as (refreshing the login silently when due).'
         case 'jitkube approvals'
             printf '%s\n' 'status	Where one request stands (exit 0 approved, 66 pending, 67...'
         case 'jitkube broker'
@@ -34,7 +34,7 @@ end
 function __jitkube_opts
     switch $argv[1]
         case 'jitkube'
-            printf '%s\n' '--agent' '--approval-timeout' '--debug' '--help' '--no-wait' '--non-interactive' '--output' '-o' '--reason' '--version'
+            printf '%s\n' '--agent' '--approval-timeout' '--debug' '--help' '--no-wait' '--non-interactive' '--output' '-o' '--reason' '--unmask' '--version'
         case 'jitkube approvals'
             printf '%s\n' '--broker' '--ca-bundle' '--debug' '--help' '--non-interactive' '--output' '-o'
         case 'jitkube approvals status'
@@ -49,6 +49,8 @@ function __jitkube_opts
             printf '%s\n' '--config' '-c' '--debug' '--help' '--host' '--log-level' '--non-interactive' '--output' '-o' '--port' '--tls-cert' '--tls-key'
         case 'jitkube check'
             printf '%s\n' '--agent' '--cluster' '--debug' '--help' '--kubectl' '--namespace-default' '--non-interactive' '--output' '--policy' '--role'
+        case 'jitkube demo'
+            printf '%s\n' '--debug' '--dir' '--help' '--keep' '--non-interactive' '--output' '-o'
         case 'jitkube deny'
             printf '%s\n' '--broker' '--ca-bundle' '--comment' '--debug' '--help' '--non-interactive' '--output' '-o'
         case 'jitkube login'
@@ -167,6 +169,12 @@ function __jitkube_value_kind
             echo 'files'
         case 'jitkube check|--role'
             echo 'none'
+        case 'jitkube demo|--dir'
+            echo 'dirs'
+        case 'jitkube demo|--output'
+            echo 'choices:json text'
+        case 'jitkube demo|-o'
+            echo 'choices:json text'
         case 'jitkube deny|--broker'
             echo 'none'
         case 'jitkube deny|--ca-bundle'

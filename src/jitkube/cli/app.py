@@ -55,7 +55,7 @@ def build_app(env: Environment) -> typer.Typer:
         """Print jitkube's version."""
         env.stdout.write(f"jitkube {__version__}\n")
 
-    from jitkube.cli import audit, broker, login, sandbox, sessions, shim
+    from jitkube.cli import audit, broker, demo, login, sandbox, sessions, shim
 
     login.register(app, env)
     sessions.register(app, env)
@@ -63,6 +63,7 @@ def build_app(env: Environment) -> typer.Typer:
     broker.register(app, env)
     shim.register(app, env)
     audit.register(app, env)
+    demo.register(app, env)
     return app
 
 
