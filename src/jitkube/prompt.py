@@ -7,19 +7,31 @@ files an approval instead.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
+_MAX_ANSWER = 256
+
 
 def confirm_on_tty(question: str) -> bool | None:
     """True/False as answered on /dev/tty; None when there is no terminal to ask."""
+    # Raw file descriptors: a text-mode "r+" stream on a tty is not seekable and fails.
     try:
-        tty = open("/dev/tty", "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         return None
-    with tty:
-        try:
-            tty.write(question + " [y/N] ")
-            tty.flush()
-            answer = tty.readline()
-        except (OSError, KeyboardInterrupt):
-            tty.write("\n")
-            return False
-    return answer.strip().lower() in ("y", "yes")
+    try:
+        os.write(fd, (question + " [y/N] ").encode("utf-8", errors="replace"))
+        answer = b""
+        while not answer.endswith(b"\n") and len(answer) < _MAX_ANSWER:
+            chunk = os.read(fd, 64)
+            if not chunk:
+                break
+            answer += chunk
+    except (OSError, KeyboardInterrupt):
+        with contextlib.suppress(OSError):
+            os.write(fd, b"\n")
+        return False
+    finally:
+        os.close(fd)
+    return answer.strip().lower() in (b"y", b"yes")
