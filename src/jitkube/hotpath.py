@@ -64,7 +64,9 @@ def _audit(record: _Record, env: Environment, session: CachedSession | None, age
         session_id=session.session_id if session else None,
         cluster=session.cluster if session else None,
         role=session.role if session else None,
-        sub=session.owner or None if session else None,
+        sub=(session.owner_sub or None) if session else None,
+        email=(session.owner or None) if session else None,
+        groups=list(session.owner_groups) if session else [],
         **record.fields,
     )
     try:

@@ -66,7 +66,10 @@ class CachedSession:
     cluster_ca: str = ""  # base64 PEM, as the broker (and `aws eks describe-cluster`) gives it
     policy: Mapping[str, Any] | None = None
     ca_bundle: str | None = None  # PEM bundle to trust for the broker's HTTPS
-    owner: str = ""
+    owner: str = ""  # the requester's email (or sub)
+    # Who the requester is, for the audit record of every command in this session.
+    owner_sub: str = ""
+    owner_groups: tuple[str, ...] = ()
     agent_name: str = ""
     # The broker's verdict that the requester is an agent (e.g. a member of agent_groups):
     # commands in this session are then judged as an agent's even without JITKUBE_AGENT.
@@ -164,6 +167,10 @@ def _from_json(data: Any, path: Path) -> CachedSession | None:
     for key in ("expires_at", "eks_token_expires_at"):
         if not isinstance(values.get(key, 0.0), int | float):
             return None
+    groups = values.get("owner_groups", ())
+    values["owner_groups"] = tuple(
+        g for g in (groups if isinstance(groups, list | tuple) else ()) if isinstance(g, str)
+    )
     try:
         return CachedSession(**values, path=path)
     except TypeError:

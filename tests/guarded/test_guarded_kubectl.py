@@ -226,6 +226,9 @@ def test_every_invocation_is_audited_and_the_chain_verifies(alice: User) -> None
     outcomes = [r["outcome"] for r in records]
     assert outcomes[-3:] == ["allowed", "denied", "allowed"]
     assert records[-1]["exit_code"] == 1
+    who = records[-1]
+    assert (who["sub"], who["email"]) == ("alice", "alice@example.test")
+    assert "engineers" in who["groups"]
     verify = alice.run("audit", "--verify")
     assert verify.returncode == 0, verify
     flushed = alice.run("--output", "json", "audit", "--flush")

@@ -8,7 +8,7 @@ returns plain data for jitkube.cli.sessions to render. Nothing here prints.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +125,12 @@ def check_request(options: RequestOptions, client_config: Mapping[str, Any]) -> 
 
 
 def _to_cache(
-    session: Mapping[str, Any], token: str, broker_url: str, config: Config, agent_name: str
+    session: Mapping[str, Any],
+    token: str,
+    broker_url: str,
+    config: Config,
+    agent_name: str,
+    groups: Sequence[str] = (),
 ) -> CachedSession:
     pending = session.get("status") != "active"
     ends = session.get("request_expires_at") if pending else session.get("expires_at")
@@ -142,6 +147,8 @@ def _to_cache(
         policy=session.get("policy") if isinstance(session.get("policy"), dict) else None,
         ca_bundle=config.ca_bundle,
         owner=str((session.get("owner") or {}).get("email") or ""),
+        owner_sub=str((session.get("owner") or {}).get("sub") or ""),
+        owner_groups=tuple(str(g) for g in groups),
         agent_name=agent_name,
         agent=session.get("agent") is True,
         reason=str(session.get("reason") or ""),
@@ -220,7 +227,15 @@ def request_session(
         )
     session = created.session
     cached = session_cache.save(
-        env.environ, _to_cache(session, created.session_token, url, config, agent_name)
+        env.environ,
+        _to_cache(
+            session,
+            created.session_token,
+            url,
+            config,
+            agent_name,
+            credential.identity.groups,
+        ),
     )
     timed_out = False
     if session.get("status") == "pending" and options.wait:
