@@ -12,7 +12,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from fixtures.idp import SandboxIdPInfo, start_sandbox_idp
+from fixtures.idp import SandboxIdPInfo
 from fixtures.kubectl_bin import find_pinned_kubectl
 from fixtures.sessions_harness import (
     BrokerProcess,
@@ -22,20 +22,12 @@ from fixtures.sessions_harness import (
     start_broker,
 )
 from jitkube.sandbox.broker import sandbox_broker_config
-from jitkube.sandbox.idp import Lifetimes
 from jitkube.sandbox.world import SANDBOX_ROLES
 
 
 @pytest.fixture(scope="session")
-def guarded_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxIdPInfo]:
-    info = start_sandbox_idp(
-        tmp_path_factory.mktemp("guarded-idp"),
-        lifetimes=Lifetimes(access_token=3600, id_token=3600, interval=1),
-    )
-    try:
-        yield info
-    finally:
-        info.idp.stop()
+def guarded_idp(hour_token_idp: SandboxIdPInfo) -> SandboxIdPInfo:
+    return hour_token_idp
 
 
 @pytest.fixture(scope="session")

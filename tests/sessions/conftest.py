@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.idp import SandboxIdPInfo, start_sandbox_idp
+from fixtures.idp import SandboxIdPInfo
 from fixtures.sessions_harness import (
     BrokerProcess,
     User,
@@ -23,19 +23,11 @@ from fixtures.sessions_harness import (
     login_user,
     start_broker,
 )
-from jitkube.sandbox.idp import Lifetimes
 
 
 @pytest.fixture(scope="session")
-def sessions_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxIdPInfo]:
-    info = start_sandbox_idp(
-        tmp_path_factory.mktemp("sessions-idp"),
-        lifetimes=Lifetimes(access_token=3600, id_token=3600, interval=1),
-    )
-    try:
-        yield info
-    finally:
-        info.idp.stop()
+def sessions_idp(hour_token_idp: SandboxIdPInfo) -> SandboxIdPInfo:
+    return hour_token_idp
 
 
 @pytest.fixture(scope="session")
