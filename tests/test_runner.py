@@ -16,7 +16,13 @@ import pytest
 
 from fixtures.cluster import KubeSession
 from jitkube.kubectl.resources import resolve_type
-from jitkube.runner import Target, child_environment, kubeconfig_document, sweep_stale
+from jitkube.runner import (
+    SAFE_PATH,
+    Target,
+    child_environment,
+    kubeconfig_document,
+    sweep_stale,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -193,10 +199,12 @@ def test_leftovers_of_a_killed_run_are_swept(tmp_path: Path) -> None:
     assert live.exists()
 
 
-def test_child_environment_is_scrubbed_and_pinned(tmp_path: Path) -> None:
+def test_child_environment_is_an_allowlist_not_the_callers(tmp_path: Path) -> None:
     caller = {
-        "PATH": "/usr/bin",
+        "PATH": "/home/agent/evil-bin:/usr/bin",
         "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TERM": "xterm",
         "KUBECONFIG": "/elsewhere",
         "AWS_SECRET_ACCESS_KEY": "x",
         "GITHUB_TOKEN": "x",
@@ -205,23 +213,26 @@ def test_child_environment_is_scrubbed_and_pinned(tmp_path: Path) -> None:
         "KUBECTL_KUBERC": "true",
         "POD_NAMESPACE": "kube-system",
         "HTTPS_PROXY": "http://proxy",
+        # Go prints every request header (the bearer token) with this set.
+        "GODEBUG": "http2debug=1",
+        # kubectl edit/diff would run these next to the kubeconfig.
+        "KUBE_EDITOR": "sh -c 'cat $KUBECONFIG'",
+        "EDITOR": "evil",
+        "VISUAL": "evil",
+        "SHELL": "/home/agent/evil-shell",
+        "SSLKEYLOGFILE": "/tmp/keys",
     }
     env = child_environment(caller, tmp_path / "run", tmp_path / "cache")
-    assert env["PATH"] == "/usr/bin"
-    assert env["LANG"] == "C.UTF-8"
+    assert env["PATH"] == SAFE_PATH
+    assert env["LANG"] == env["LC_ALL"] == "C.UTF-8"
+    assert env["TERM"] == "xterm"
     assert env["KUBECONFIG"] == str(tmp_path / "run" / "kubeconfig")
     assert env["HOME"] == str(tmp_path / "run")
     assert env["KUBECTL_KUBERC"] == "false"
     assert env["KUBECTL_ENABLE_CMD_SHADOW"] == "false"
-    for gone in (
-        "AWS_SECRET_ACCESS_KEY",
-        "GITHUB_TOKEN",
-        "DB_PASSWORD",
-        "JITKUBE_ID_TOKEN",
-        "POD_NAMESPACE",
-        "HTTPS_PROXY",
-    ):
-        assert gone not in env
+    allowed = {"PATH", "LANG", "LC_ALL", "TERM", "KUBECONFIG", "KUBECACHEDIR", "HOME",
+               "KUBECTL_KUBERC", "KUBECTL_ENABLE_CMD_SHADOW"}  # fmt: skip
+    assert set(env) == allowed
 
 
 def test_target_repr_hides_the_token() -> None:

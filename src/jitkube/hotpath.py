@@ -194,12 +194,16 @@ def kubectl_main(args: Sequence[str], env: Environment) -> int:
     )
     try:
         try:
+            from jitkube.runner import check_kubectl_setting
+
+            kubectl = config.kubectl or "kubectl"
+            check_kubectl_setting(kubectl)
             j = judge(
                 args,
                 context,
                 _policy_for(session),
                 read_stdin=env.stdin.read,
-                kubectl_path=config.kubectl or "kubectl",
+                kubectl_path=kubectl,
             )
         except JitkubeError as exc:
             record.fields["error"] = exc.code
@@ -247,6 +251,8 @@ def _run(
     if j.invocation.help:
         # kubectl only prints help: nothing reaches a cluster, no session is needed.
         return _exec(j, env, None, config, record)
+    if session is not None:
+        _ensure_auditable(env)
     if session is None:
         record.outcome = "refused"
         raise SessionRequiredError(
@@ -287,6 +293,45 @@ def _run(
     return _exec(j, env, session, config, record)
 
 
+def _ensure_auditable(env: Environment) -> None:
+    """Refuse to run what could not be recorded (e.g. XDG_STATE_HOME pointed at /proc)."""
+    import os
+
+    from jitkube.audit import audit_dir
+    from jitkube.errors import ConfigError
+
+    directory = audit_dir(env.environ)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        writable = os.access(directory, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise ConfigError(
+            f"cannot write the audit trail in {directory}: refusing to run unrecorded",
+            hint="check XDG_STATE_HOME and the permissions of that directory",
+        )
+
+
+def _manifests_unchanged(j: Judgement, kubectl: str) -> None:
+    """kubectl reads -f files (and renders -k) itself: make sure they are still the bytes
+    that were judged and approved (a reviewer may have taken minutes)."""
+    if j.manifests is None:
+        return  # nothing was read: no -f, -k or --patch-file
+    only_stdin = all(f.kind == "stdin" for f in j.invocation.files)
+    if only_stdin and not j.invocation.flags.get("patch-file"):
+        return  # stdin is handed to kubectl as the very bytes that were judged
+    from jitkube.kubectl.manifests import read_manifests
+
+    again = read_manifests(j.invocation, stdin=j.stdin, kubectl=kubectl)
+    if again.digest != j.manifests.digest:
+        raise DeniedError(
+            "a manifest changed after it was judged; nothing was run",
+            hint="run the command again so the current files are judged (and approved)",
+            data=judgement_data(j),
+        )
+
+
 def _exec(
     j: Judgement,
     env: Environment,
@@ -304,6 +349,7 @@ def _exec(
     from jitkube.session_cache import fresh_eks_token
 
     if session is not None:
+        _manifests_unchanged(j, config.kubectl or "kubectl")
         session = fresh_eks_token(session)
         target = Target(
             session.cluster_endpoint,

@@ -19,7 +19,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,34 +30,15 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path
 if TYPE_CHECKING:
     from typing import Protocol
 
-# Variables that would change which cluster, identity or configuration kubectl uses, or
-# run other programs on its behalf (KUBECTL-NOTES.md, "Environment a wrapper must pin").
-_DROP = frozenset(
-    {
-        "KUBECONFIG",
-        "KUBECACHEDIR",
-        "KUBERNETES_SERVICE_HOST",
-        "KUBERNETES_SERVICE_PORT",
-        "POD_NAMESPACE",
-        "KUBECTL_EXTERNAL_DIFF",
-        "KUBERC",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-        "all_proxy",
-    }
-)
-_DROP_PREFIXES = ("AWS_", "JITKUBE_", "KUBECTL_", "ACTIONS_ID_TOKEN_", "AZURE_", "GOOGLE_")
-# `--from-env-file` lines without `=` copy kubectl's own environment into the cluster:
-# nothing secret-looking may be in it.
-_SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASSW(OR)?D|CREDENTIAL|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|SESSION_?KEY|AUTH",
-    re.IGNORECASE,
-)
+# kubectl's environment is built from an allowlist, never by subtracting from the
+# caller's: the caller may be a manipulated agent, and anything kubectl (or Go, or an
+# editor/diff program it starts) reads from the environment could defeat jitkube —
+# GODEBUG=http2debug=1 prints the bearer token, KUBE_EDITOR/EDITOR/SHELL/PATH run a
+# program of the caller's choosing next to the kubeconfig, proxies see the traffic.
+_KEEP = frozenset({"LANG", "LANGUAGE", "TERM", "TZ", "COLUMNS", "LINES", "NO_COLOR"})
+_KEEP_PREFIXES = ("LC_",)
+# Editors (`kubectl edit`) and `diff` are found only in system directories.
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PINNED = {"KUBECTL_KUBERC": "false", "KUBECTL_ENABLE_CMD_SHADOW": "false"}
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
@@ -102,13 +82,13 @@ class RunResult:
 
 
 def child_environment(environ: Mapping[str, str], run_dir: Path, cache_dir: Path) -> dict[str, str]:
-    """kubectl's environment: the caller's, scrubbed and pinned."""
-    env = {
-        k: v
-        for k, v in environ.items()
-        if k not in _DROP and not k.startswith(_DROP_PREFIXES) and not _SECRET_NAME.search(k)
-    }
+    """kubectl's environment: a few harmless variables of the caller's, the rest pinned."""
+    env = {k: v for k, v in environ.items() if k in _KEEP or k.startswith(_KEEP_PREFIXES)}
+    tmpdir = environ.get("TMPDIR", "")
+    if os.path.isabs(tmpdir) and os.path.isdir(tmpdir):
+        env["TMPDIR"] = tmpdir  # where `kubectl edit` writes its temporary file
     env.update(_PINNED)
+    env["PATH"] = SAFE_PATH
     env["KUBECONFIG"] = str(run_dir / "kubeconfig")
     env["KUBECACHEDIR"] = str(cache_dir)
     # HOME pins ~/.kube (config, cache, kuberc) to the private directory.
@@ -269,6 +249,25 @@ def run_kubectl(
         )
 
 
+def check_kubectl_setting(kubectl: str) -> None:
+    """Refuse a kubectl path that cannot be kubectl (no PATH search, no I/O but the shim
+    check). Whatever runs as kubectl holds the private kubeconfig, and the setting can come
+    from JITKUBE_KUBECTL, which an agent can set: /bin/sh or /usr/bin/env must not run."""
+    from jitkube.errors import ConfigError
+    from jitkube.shim import is_shim
+
+    if not os.path.basename(kubectl).startswith("kubectl"):
+        raise ConfigError(
+            f"the kubectl setting {kubectl!r} does not name a kubectl binary",
+            hint="point `kubectl` (or JITKUBE_KUBECTL) at a file named kubectl…",
+        )
+    if os.sep in kubectl and is_shim(kubectl):
+        raise ConfigError(
+            f"the kubectl setting {kubectl!r} is jitkube's own shim",
+            hint="point `kubectl` in config.toml (or JITKUBE_KUBECTL) at the real binary",
+        )
+
+
 def resolve_kubectl(kubectl: str, environ: Mapping[str, str]) -> str:
     """An absolute path to the real kubectl (posix_spawn does not search PATH).
 
@@ -278,11 +277,7 @@ def resolve_kubectl(kubectl: str, environ: Mapping[str, str]) -> str:
     from jitkube.shim import is_shim
 
     if os.sep in kubectl:
-        if is_shim(kubectl):
-            raise ConfigError(
-                f"the kubectl setting {kubectl!r} is jitkube's own shim",
-                hint="point `kubectl` in config.toml (or JITKUBE_KUBECTL) at the real binary",
-            )
+        check_kubectl_setting(kubectl)
         return kubectl
     for directory in environ.get("PATH", os.defpath).split(os.pathsep):
         candidate = os.path.join(directory or ".", kubectl)
