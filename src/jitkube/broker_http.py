@@ -20,11 +20,15 @@ def ssl_context(ca_bundle: str | None) -> Any:
     from jitkube.errors import BrokerUnreachableError
 
     try:
-        return ssl.create_default_context(cafile=ca_bundle)
+        context = ssl.create_default_context(cafile=ca_bundle)
     except (OSError, ssl.SSLError):
         raise BrokerUnreachableError(
             f"cannot use the broker CA bundle {ca_bundle}", hint="check ca_bundle in config.toml"
         ) from None
+    # create_default_context honours SSLKEYLOGFILE: the session token must not be
+    # decryptable by whoever set an environment variable.
+    context.keylog_filename = None  # type: ignore[assignment]
+    return context
 
 
 def call(
@@ -51,7 +55,8 @@ def call(
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
 
-    handlers: list[Any] = [_NoRedirect()]
+    # No proxies from the environment: HTTPS_PROXY would route the session token elsewhere.
+    handlers: list[Any] = [_NoRedirect(), urllib.request.ProxyHandler({})]
     if broker_url.startswith("https://"):
         handlers.append(urllib.request.HTTPSHandler(context=ssl_context(ca_bundle)))
     opener = urllib.request.build_opener(*handlers)
