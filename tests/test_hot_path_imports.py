@@ -78,6 +78,8 @@ def test_hot_path_never_imports_dataclasses_or_inspect(
 
 
 def test_cached_session_kubectl_run_never_imports_dataclasses_or_inspect(tmp_path: Path) -> None:
+    stand_in = tmp_path / "kubectl"
+    stand_in.symlink_to(shutil.which("true") or "/bin/true")
     from jitkube.session_cache import CachedSession, save
 
     home = tmp_path / "home"
@@ -88,8 +90,9 @@ def test_cached_session_kubectl_run_never_imports_dataclasses_or_inspect(tmp_pat
         "XDG_CONFIG_HOME": str(home / "config"),
         "XDG_CACHE_HOME": str(home / "cache"),
         "XDG_RUNTIME_DIR": str(tmp_path / "run"),
-        # A stand-in for kubectl: the full path runs (kubeconfig, child, audit record).
-        "JITKUBE_KUBECTL": shutil.which("true") or "/bin/true",
+        # A stand-in for kubectl (named kubectl, as the setting must be): the full path runs
+        # (kubeconfig, child, audit record).
+        "JITKUBE_KUBECTL": str(stand_in),
     }
     now = time.time()
     save(
