@@ -337,6 +337,16 @@ def create_app(
             raise BrokerError("not_found", "no such session")  # do not reveal others' ids
         return row
 
+    async def _while_pending(
+        row: dict[str, Any], fetch: Callable[[], dict[str, Any]], wait: int
+    ) -> dict[str, Any]:
+        """Long-poll: re-read `row` until it is no longer pending or `wait` s have passed."""
+        deadline = time.monotonic() + min(wait, settings.limits.long_poll_max_seconds)
+        while row["status"] == "pending" and time.monotonic() < deadline:
+            await asyncio.sleep(_POLL_INTERVAL)
+            row = await run_in_threadpool(fetch)
+        return row
+
     @app.get("/v1/sessions/{session_id}", tags=["sessions"])
     async def get_session(
         session_id: str,
@@ -346,10 +356,7 @@ def create_app(
     ) -> dict[str, Any]:
         """With `wait=N`, hold the answer up to N seconds while the session is pending."""
         row = await run_in_threadpool(_visible_session, request, token, session_id)
-        deadline = time.monotonic() + min(wait, settings.limits.long_poll_max_seconds)
-        while row["status"] == "pending" and time.monotonic() < deadline:
-            await asyncio.sleep(_POLL_INTERVAL)
-            row = await run_in_threadpool(sessions.get, session_id)
+        row = await _while_pending(row, lambda: sessions.get(session_id), wait)
         return await run_in_threadpool(sessions.view, row, with_policy=True)
 
     @app.delete("/v1/sessions/{session_id}", tags=["sessions"])
@@ -461,10 +468,7 @@ def create_app(
         wait: Annotated[int, Query(ge=0, le=300)] = 0,
     ) -> dict[str, Any]:
         row = await run_in_threadpool(_visible_command, request, token, command_id)
-        deadline = time.monotonic() + min(wait, settings.limits.long_poll_max_seconds)
-        while row["status"] == "pending" and time.monotonic() < deadline:
-            await asyncio.sleep(_POLL_INTERVAL)
-            row = await run_in_threadpool(commands.get, command_id)
+        row = await _while_pending(row, lambda: commands.get(command_id), wait)
         return await run_in_threadpool(commands.view, row)
 
     @app.post("/v1/commands/{command_id}/approvals", tags=["commands"])

@@ -190,6 +190,33 @@ class Store:
         with self.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def _add_vote(
+        self, table: sa.Table, key: str, value: str, what: str, fields: Mapping[str, Any]
+    ) -> None:
+        """One reviewer's decision; DuplicateVote when that reviewer already decided."""
+        try:
+            with self.write() as conn:
+                conn.execute(table.insert().values(**{key: value}, **fields))
+        except sa.exc.IntegrityError:
+            raise DuplicateVote(f"this reviewer already decided on the {what}") from None
+
+    def _votes(self, table: sa.Table, key: str, value: str) -> list[Row]:
+        with self.read() as conn:
+            rows = conn.execute(sa.select(table).where(table.c[key] == value).order_by(table.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    @staticmethod
+    def _vote(
+        reviewer_sub: str, reviewer_email: str, decision: str, comment: str, now: float
+    ) -> dict[str, Any]:
+        return {
+            "reviewer_sub": reviewer_sub,
+            "reviewer_email": reviewer_email,
+            "decision": decision,
+            "comment": comment,
+            "created_at": now,
+        }
+
     def add_session_vote(
         self,
         session_id: str,
@@ -200,30 +227,12 @@ class Store:
         now: float,
     ) -> list[Row]:
         """Record one reviewer's decision; return all votes. DuplicateVote if they voted."""
-        try:
-            with self.write() as conn:
-                conn.execute(
-                    m.session_approvals.insert().values(
-                        session_id=session_id,
-                        reviewer_sub=reviewer_sub,
-                        reviewer_email=reviewer_email,
-                        decision=decision,
-                        comment=comment,
-                        created_at=now,
-                    )
-                )
-        except sa.exc.IntegrityError:
-            raise DuplicateVote("this reviewer already decided on the request") from None
+        vote = self._vote(reviewer_sub, reviewer_email, decision, comment, now)
+        self._add_vote(m.session_approvals, "session_id", session_id, "request", vote)
         return self.session_votes(session_id)
 
     def session_votes(self, session_id: str) -> list[Row]:
-        with self.read() as conn:
-            rows = conn.execute(
-                sa.select(m.session_approvals)
-                .where(m.session_approvals.c.session_id == session_id)
-                .order_by(m.session_approvals.c.id)
-            )
-            return [dict(r._mapping) for r in rows]
+        return self._votes(m.session_approvals, "session_id", session_id)
 
     # -- command approvals ----------------------------------------------------------
 
@@ -294,30 +303,12 @@ class Store:
         comment: str,
         now: float,
     ) -> list[Row]:
-        try:
-            with self.write() as conn:
-                conn.execute(
-                    m.command_votes.insert().values(
-                        command_id=command_id,
-                        reviewer_sub=reviewer_sub,
-                        reviewer_email=reviewer_email,
-                        decision=decision,
-                        comment=comment,
-                        created_at=now,
-                    )
-                )
-        except sa.exc.IntegrityError:
-            raise DuplicateVote("this reviewer already decided on the command") from None
+        vote = self._vote(reviewer_sub, reviewer_email, decision, comment, now)
+        self._add_vote(m.command_votes, "command_id", command_id, "command", vote)
         return self.command_votes(command_id)
 
     def command_votes(self, command_id: str) -> list[Row]:
-        with self.read() as conn:
-            rows = conn.execute(
-                sa.select(m.command_votes)
-                .where(m.command_votes.c.command_id == command_id)
-                .order_by(m.command_votes.c.id)
-            )
-            return [dict(r._mapping) for r in rows]
+        return self._votes(m.command_votes, "command_id", command_id)
 
     # -- audit ----------------------------------------------------------------------
 
