@@ -756,11 +756,9 @@ REVIEWED_NOT_DENIED = {"delete_wide", "delete_critical", "delete_force"}
 
 
 def test_default_policy_refuses_agents_what_the_taxonomy_denies() -> None:
-    risk = pytest.importorskip("jitkube.risk")
-    deny_codes = getattr(risk, "DENY_CODES", None)
-    if deny_codes is None:
-        pytest.skip("jitkube.risk has no DENY_CODES")
-    for code in sorted(deny_codes - REVIEWED_NOT_DENIED):
+    from jitkube.risk import DENY_CODES
+
+    for code in sorted(DENY_CODES - REVIEWED_NOT_DENIED):
         for cls in ("read", "sensitive_read", "write", "destructive", "privilege_escalation"):
             a = assessment(cls, codes=(code,))
             d = decide(a, AGENT, default_policy(), command=("apply",))
@@ -926,10 +924,11 @@ END_TO_END = [
 
 @pytest.mark.parametrize(("argv", "agent", "human"), END_TO_END, ids=[c[0] for c in END_TO_END])
 def test_default_policy_end_to_end(argv: str, agent: str, human: str) -> None:
-    parser = pytest.importorskip("jitkube.kubectl.parser")
-    risk = pytest.importorskip("jitkube.risk")
-    invocation = parser.parse(argv.split())
-    assessed = risk.assess(invocation)
+    from jitkube.kubectl.parser import parse
+    from jitkube.risk import assess
+
+    invocation = parse(argv.split())
+    assessed = assess(invocation)
     p = default_policy()
     assert decide(assessed, AGENT, p, command=invocation.command).action.label == agent
     assert decide(assessed, HUMAN, p, command=invocation.command).action.label == human
