@@ -3,6 +3,7 @@ reported next to a baseline measured in the same run, interleaved, as a median."
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import time
@@ -42,3 +43,31 @@ def time_commands(
             if i >= warmup:
                 result[label].samples_ms.append(elapsed)
     return result
+
+
+BENCH_PREFIX = "BENCH "
+
+
+def emit(
+    metric: str,
+    value: float,
+    unit: str,
+    *,
+    goal: tuple[str, float] | None = None,
+    detail: str = "",
+) -> None:
+    """Print one machine-readable result line (`BENCH {json}`) that `run_all.py` gathers
+    into the single `make bench` table. `goal` is `("<=", 1.2)` or `(">=", 20000)`."""
+    met = None
+    if goal is not None:
+        op, target = goal
+        met = value <= target if op == "<=" else value >= target
+    record = {
+        "metric": metric,
+        "value": value,
+        "unit": unit,
+        "goal": f"{goal[0]} {goal[1]:g}" if goal else None,
+        "met": met,
+        "detail": detail,
+    }
+    print(BENCH_PREFIX + json.dumps(record), flush=True)

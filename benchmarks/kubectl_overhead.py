@@ -4,7 +4,9 @@ All three run in one session, interleaved, against the sandbox's simulated EKS c
 (TLS on loopback), with a warm discovery cache:
 
 - bare:     kubectl with a static EKS bearer token in its kubeconfig (the floor);
-- jitkube:  `jitkube kubectl get pods` with a cached session (what an agent types);
+- jitkube:  `jitkube kubectl get pods` with a cached session (what an agent types), served
+            by the warm server (the default: jitkube.warm), and the same call kept
+            in-process (JITKUBE_WARM=0) for comparison;
 - exec:     kubectl whose kubeconfig runs the usual EKS exec plugin
             `aws eks get-token` (credentials from the emulator's AssumeRole).
 
@@ -26,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import emit
 from jitkube.sandbox.world import Sandbox
 from jitkube.session_cache import CachedSession, save
 
@@ -85,6 +88,9 @@ def main() -> int:
     kubectl = pinned_kubectl()
     py = sys.executable
     aws = shutil.which("aws")
+    # The console script, as a user types it (not `python -m`, which costs runpy).
+    jitkube = str(Path(py).with_name("jitkube"))
+    env: dict[str, str] = {}
     world = Sandbox.start()
     tmp = Path(tempfile.mkdtemp(prefix="jitkube-bench-"))
     try:
@@ -128,7 +134,8 @@ def main() -> int:
         subprocess.run([py, "-m", "compileall", "-q", str(REPO / "src")], check=True, env=env)
         commands = {
             "bare kubectl (static token)": [kubectl, "--kubeconfig", str(static), "get", "pods"],
-            "jitkube kubectl": [py, "-m", "jitkube", "kubectl", "get", "pods"],
+            "jitkube kubectl": [jitkube, "kubectl", "get", "pods"],
+            "jitkube kubectl, in-process": [jitkube, "kubectl", "get", "pods"],
         }
         exec_env = dict(env)
         if aws:
@@ -150,14 +157,15 @@ def main() -> int:
         # interleaved: run the three back to back per round.
         results = {}
         for label, cmd in commands.items():
-            check = subprocess.run(
-                cmd, capture_output=True, env=exec_env if "aws" in label else env
-            )
+            check = subprocess.run(cmd, capture_output=True, env=_env_for(label, env, exec_env))
             if check.returncode != 0:
                 print(f"{label}: failed: {check.stderr.decode()[-300:]}")
                 return 1
-        for _ in range(1):
-            results = time_commands_env(commands, env, exec_env, args.runs)
+        started = subprocess.run([jitkube, "warm", "start"], env=env, capture_output=True)
+        if started.returncode != 0:
+            print(f"warm server: {started.stderr.decode()[-300:]}")
+            return 1
+        results = time_commands_env(commands, env, exec_env, args.runs)
         base = results["bare kubectl (static token)"].median
         jit = results["jitkube kubectl"].median
         for label, t in results.items():
@@ -165,16 +173,42 @@ def main() -> int:
                 f"{label:32s} median {t.median:7.1f} ms  p90 {t.p90:7.1f} ms  "
                 f"({t.median / base:4.2f}x bare)"
             )
+        cold = results["jitkube kubectl, in-process"].median
         print(f"jitkube / bare = {jit / base:.2f}x (goal <= 1.20x)")
+        emit(
+            "jitkube kubectl / bare kubectl",
+            round(jit / base, 2),
+            "x",
+            goal=("<=", 1.2),
+            detail=f"median {jit:.1f} vs {base:.1f} ms, warm server; in-process {cold / base:.2f}x",
+        )
         if "kubectl + aws eks get-token" in results:
-            ratio = results["kubectl + aws eks get-token"].median / jit
+            plugin = results["kubectl + aws eks get-token"].median
+            ratio = plugin / jit
             print(f"exec plugin / jitkube = {ratio:.1f}x (goal >= 6x)")
+            emit(
+                "kubectl + aws eks get-token / jitkube",
+                round(ratio, 1),
+                "x",
+                goal=(">=", 6.0),
+                detail=f"median {plugin:.1f} ms; vs in-process jitkube {plugin / cold:.1f}x",
+            )
         else:
             print("exec plugin row skipped: the aws CLI is not installed (pip install awscli)")
     finally:
+        if env:
+            subprocess.run([jitkube, "warm", "stop"], env=env, capture_output=True, check=False)
         world.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def _env_for(label: str, env: dict[str, str], exec_env: dict[str, str]) -> dict[str, str]:
+    if "aws" in label:
+        return exec_env
+    if "in-process" in label:
+        return dict(env, JITKUBE_WARM="0")
+    return env
 
 
 def time_commands_env(commands, env, exec_env, runs):  # type: ignore[no-untyped-def]
@@ -189,7 +223,7 @@ def time_commands_env(commands, env, exec_env, runs):  # type: ignore[no-untyped
                 cmd,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                env=exec_env if "aws" in label else env,
+                env=_env_for(label, env, exec_env),
                 check=False,
             )
             if i >= 3:

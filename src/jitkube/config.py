@@ -48,6 +48,8 @@ class Config:
     client_secret_file: str | None = None
     id_token_file: str | None = None
     id_token_audience: str | None = None
+    # The warm server (jitkube.warm): None means on; False keeps every call in-process.
+    warm: bool | None = None
     # Where each value came from, for `whoami`/debugging: key -> "file" | "env" | "flag".
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -67,7 +69,7 @@ _STRING_KEYS = (
     "id_token_audience",
 )
 _PATH_KEYS = ("ca_bundle", "kubectl", "client_secret_file", "id_token_file")
-KEYS = (*_STRING_KEYS, "scopes", "agent")
+KEYS = (*_STRING_KEYS, "scopes", "agent", "warm")
 
 
 def env_var(key: str) -> str:
@@ -121,6 +123,12 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
                 return None
             return "agent" if lowered in _TRUE else value.strip()
         raise ConfigError(f"{origin}: agent must be a name or true/false")
+    if key == "warm":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{origin}: warm must be true or false")
     if not isinstance(value, str):
         raise ConfigError(f"{origin}: {key} must be a string")
     value = value.strip()

@@ -7,11 +7,15 @@ agent types. Every other command builds the Typer app in jitkube.cli.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable, Sequence
 
-from jitkube.environment import Environment, parse_duration
-from jitkube.errors import ExitCode, JitkubeError, UsageError
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from jitkube.environment import Environment
+    from jitkube.errors import JitkubeError
 
 HOT_COMMANDS = ("kubectl", "check")
 # Options for the guarded kubectl path; they go before `kubectl` (after it, all is kubectl's).
@@ -26,6 +30,9 @@ def _take_global_options(argv: Sequence[str], env: Environment) -> list[str]:
     Before the command word they are always ours; after it they are ours only for
     jitkube's own subcommands (never for `kubectl …`, and for `check` only before `--`).
     """
+    from jitkube.environment import parse_duration
+    from jitkube.errors import UsageError
+
     out: list[str] = []
     command: str | None = None
     i = 0
@@ -85,6 +92,7 @@ def report_error(env: Environment, command: str, error: JitkubeError) -> int:
     program acts on (class, decision, reasons, rule, what a human can do).
     """
     from jitkube import envelope
+    from jitkube.errors import ExitCode
 
     code = int(error.exit_code)
     kubectl_path = command == "kubectl"
@@ -109,6 +117,8 @@ def report_error(env: Environment, command: str, error: JitkubeError) -> int:
 
 def run_guarded(env: Environment, command: str, body: Callable[[], int]) -> int:
     """Run `body`, mapping every exception to one stderr line and a documented exit code."""
+    from jitkube.errors import ExitCode, JitkubeError
+
     try:
         return body()
     except JitkubeError as exc:
@@ -134,7 +144,43 @@ def run_guarded(env: Environment, command: str, body: Callable[[], int]) -> int:
 
 
 def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
-    """Console-script entry; returns the process exit code."""
+    """Console-script entry; returns the process exit code.
+
+    A real process (no `argv`/`env` given) first offers `jitkube kubectl`/`check` to the
+    warm server (jitkube.warm): same code, forked from a process that has it imported.
+    """
+    if argv is None and env is None:
+        from jitkube import warm
+
+        served = warm.attempt(sys.argv[1:])
+        if served is not None:
+            return served
+        code = _main(sys.argv[1:], None)
+        if warm.server_absent:
+            _start_warm_server()
+        return code
+    return _main(argv, env)
+
+
+def _start_warm_server() -> None:
+    """After an in-process hot call found no server: start one for the next call, unless
+    config.toml says `warm = false` (the environment's JITKUBE_WARM=0 was checked before)."""
+    from jitkube import warm
+    from jitkube.config import load
+    from jitkube.errors import JitkubeError
+
+    try:
+        allowed = load().warm is not False
+    except JitkubeError:
+        return
+    if allowed:
+        warm.spawn_server(os.environ)
+
+
+def _main(argv: Sequence[str] | None, env: Environment | None) -> int:
+    from jitkube.environment import Environment
+    from jitkube.errors import ExitCode, JitkubeError
+
     env = env or Environment.from_process()
     raw = list(sys.argv[1:] if argv is None else argv)
     if raw[:1] == ["__complete-kubectl"]:  # shell completion: kubectl's argv, not ours

@@ -11,13 +11,16 @@ import contextlib
 import os
 
 _MAX_ANSWER = 256
+# The caller's terminal when a warm-server worker runs this call (jitkube.warm_server): the
+# worker has no controlling terminal of its own, so the front end passes its /dev/tty.
+TTY_FD: int | None = None
 
 
 def confirm_on_tty(question: str) -> bool | None:
     """True/False as answered on /dev/tty; None when there is no terminal to ask."""
     # Raw file descriptors: a text-mode "r+" stream on a tty is not seekable and fails.
     try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        fd = os.dup(TTY_FD) if TTY_FD is not None else os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         return None
     try:

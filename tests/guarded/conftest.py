@@ -21,6 +21,7 @@ from fixtures.sessions_harness import (
     login_user,
     start_broker,
 )
+from fixtures.warm import warm_served, warm_server
 from jitkube.sandbox.broker import sandbox_broker_config
 from jitkube.sandbox.world import SANDBOX_ROLES
 
@@ -97,3 +98,15 @@ def bob(
     guarded_broker: BrokerProcess,
 ) -> User:
     return _user("bob", tmp_path, guarded_logins, guarded_idp, guarded_broker)
+
+
+@pytest.fixture(params=["in-process", "warm"])
+def mode(request: pytest.FixtureRequest, alice: User) -> Iterator[str]:
+    """Run a test twice: jitkube in-process, and through the warm server (jitkube.warm),
+    which must behave the same; the warm run proves the server served alice's calls."""
+    if request.param == "in-process":
+        yield "in-process"
+        return
+    with warm_server(alice):
+        yield "warm"
+        assert warm_served(alice) >= 1, "the warm server served none of alice's calls"

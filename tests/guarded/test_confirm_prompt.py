@@ -14,7 +14,7 @@ import pytest
 from fixtures.sessions_harness import User
 from jitkube.kubectl.resources import resolve_type
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("mode")]
 PODS = resolve_type("pods")
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from fixtures.sessions_harness import User
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("mode")]
 
 
 def _read_until(fd: int, needle: bytes, timeout: float = 60) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 
 from fixtures.sessions_harness import User
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("mode")]
 
 
 def _request_admin(user: User) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from fixtures.cluster import run_kubectl
 from fixtures.sessions_harness import Result, User
 from jitkube.kubectl.resources import resolve_type
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("mode")]
 
 PODS = resolve_type("pods")
 assert PODS is not None

@@ -55,7 +55,7 @@ def build_app(env: Environment) -> typer.Typer:
         """Print jitkube's version."""
         env.stdout.write(f"jitkube {__version__}\n")
 
-    from jitkube.cli import audit, broker, demo, login, sandbox, sessions, shim
+    from jitkube.cli import audit, broker, demo, login, sandbox, sessions, shim, warm
 
     login.register(app, env)
     sessions.register(app, env)
@@ -64,6 +64,7 @@ def build_app(env: Environment) -> typer.Typer:
     shim.register(app, env)
     audit.register(app, env)
     demo.register(app, env)
+    warm.register(app, env)
     return app
 
 

@@ -1,0 +1,335 @@
+"""The warm server's process (see jitkube.warm for what it is and why).
+
+It imports the whole hot path once, then waits on its Unix socket. For each call it
+checks the peer's uid, reads the caller's argv, environment, working directory, umask and
+file descriptors, and forks a worker that becomes the caller's jitkube: it takes the
+descriptors as 0, 1, 2, enters the working directory, replaces its environment and runs
+`jitkube.entry.main` — the same code an in-process call runs. The server itself never
+runs a command, reads a session or holds a token: it only forks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import io
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import NoReturn
+
+from jitkube.warm import MAGIC, MAX_FRAME, STATUS, STOP
+
+_MAX_FDS = 4
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
+_READ_TIMEOUT = 5.0
+
+
+def _preload() -> None:
+    """Import everything a call may need, so that no worker pays for it."""
+    import jitkube.audit
+    import jitkube.audit.background
+    import jitkube.audit.chain
+    import jitkube.audit.spool
+    import jitkube.broker.fingerprint
+    import jitkube.broker_http
+    import jitkube.check
+    import jitkube.command_approval
+    import jitkube.entry
+    import jitkube.envelope
+    import jitkube.hotpath
+    import jitkube.kubectl.manifests
+    import jitkube.masking
+    import jitkube.masking.digest
+    import jitkube.masking.json_lines
+    import jitkube.masking.key
+    import jitkube.masking.objects
+    import jitkube.masking.patterns
+    import jitkube.masking.stream
+    import jitkube.masking.structured
+    import jitkube.masking.yaml_lines
+    import jitkube.policy
+    import jitkube.prompt
+    import jitkube.runner
+    import jitkube.session_cache
+    import jitkube.shim
+
+    jitkube.policy.default_policy()
+    with contextlib.suppress(Exception):
+        import tomllib  # noqa: F401
+
+
+def _code_snapshot() -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every jitkube module loaded: a changed file means new code."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    snap: dict[str, tuple[int, int]] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and os.path.abspath(path).startswith(root):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            snap[path] = (st.st_mtime_ns, st.st_size)
+    return snap
+
+
+def _stale(snapshot: dict[str, tuple[int, int]]) -> bool:
+    for path, (mtime, size) in snapshot.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return True
+        if (st.st_mtime_ns, st.st_size) != (mtime, size):
+            return True
+    return False
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    return int.from_bytes(cred[4:8], sys.byteorder)
+
+
+def _receive(conn: socket.socket) -> tuple[bytes, list[int]]:
+    """One length-prefixed frame and the descriptors that came with it."""
+    fds: list[int] = []
+    data = b""
+    conn.settimeout(_READ_TIMEOUT)
+    try:
+        while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+            if len(data) >= 4 and int.from_bytes(data[:4], "big") > MAX_FRAME:
+                raise ValueError("frame too large")
+            chunk, ancdata, _flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(_MAX_FDS * 4))
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    usable = len(payload) - len(payload) % 4
+                    fds += [
+                        int.from_bytes(payload[i : i + 4], sys.byteorder)
+                        for i in range(0, usable, 4)
+                    ]
+            if not chunk:
+                raise ValueError("connection closed mid-frame")
+            data += chunk
+    except BaseException:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise
+    finally:
+        conn.settimeout(None)
+    return data[4:], fds
+
+
+def _parse(payload: bytes) -> tuple[str, int, list[str], dict[str, str]]:
+    fields = payload.split(b"\0")
+    if fields[0] != MAGIC or len(fields) < 4:
+        raise ValueError("not a jitkube call")
+    cwd = os.fsdecode(fields[1])
+    umask = int(fields[2])
+    count = int(fields[3])
+    argv = [os.fsdecode(a) for a in fields[4 : 4 + count]]
+    if len(argv) != count:
+        raise ValueError("truncated argv")
+    environ: dict[str, str] = {}
+    for item in fields[4 + count :]:
+        key, eq, value = item.partition(b"=")
+        if eq and key:
+            environ[os.fsdecode(key)] = os.fsdecode(value)
+    return cwd, umask, argv, environ
+
+
+def _std_streams(encoding: str) -> None:
+    """Fresh sys.stdin/stdout/stderr over the caller's descriptors, set up the way the
+    interpreter sets them up at start-up (line-buffered stdout only on a terminal)."""
+    sys.stdin = io.TextIOWrapper(
+        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding=encoding
+    )
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(1, "w", closefd=False)),
+        encoding=encoding,
+        line_buffering=os.isatty(1),
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
+        encoding=encoding,
+        errors="backslashreplace",
+        line_buffering=True,
+    )
+
+
+def _watch_caller(conn: socket.socket) -> None:
+    """Signals the front end forwards arrive as bytes; its end of the socket closing means
+    the caller is gone (killed): hang up, as a closing terminal would."""
+    while True:
+        try:
+            data = conn.recv(64)
+        except OSError:
+            data = b""
+        if not data:
+            os.kill(os.getpid(), signal.SIGHUP)
+            return
+        for signum in data:
+            if signum in _FORWARDED:
+                os.kill(os.getpid(), signum)
+
+
+def _worker(
+    conn: socket.socket, fds: list[int], payload: bytes, encoding: str, inherited: list[int]
+) -> NoReturn:
+    code = 71
+    try:
+        for fd in inherited:  # the listener and the server's lock stay the server's
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        cwd, umask, argv, environ = _parse(payload)
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+        tty = fds[3] if len(fds) > 3 else None
+        for fd in fds[:3]:
+            if fd > 2:
+                os.close(fd)
+        os.chdir(cwd)
+        os.umask(umask)
+        os.environ.clear()
+        os.environ.update(environ)
+        sys.argv = ["jitkube", *argv]
+        _std_streams(encoding)
+        from jitkube import entry, prompt
+
+        prompt.TTY_FD = tty
+        conn.sendall(b"A")
+        threading.Thread(target=_watch_caller, args=(conn,), daemon=True).start()
+        code = entry.main(argv) & 0xFF
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    except BaseException:  # a worker must always report its exit code and exit
+        with contextlib.suppress(Exception):
+            os.write(2, b"jitkube: internal error in the warm server's worker\n")
+    finally:
+        with contextlib.suppress(Exception):
+            conn.sendall(b"X" + bytes((code,)))
+        os._exit(code)
+
+
+class _Server:
+    def __init__(self, path: str, idle: float, inherited: list[int]) -> None:
+        self.path = path
+        self.inherited = inherited
+        self.idle = idle
+        self.served = 0
+        self.started = time.time()
+        self.children: set[int] = set()
+        self.stopping = False
+        self.encoding = sys.stdout.encoding if sys.stdout else "utf-8"
+
+    def reap(self) -> None:
+        for pid in list(self.children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.children.discard(pid)
+
+    def handle(self, conn: socket.socket, snapshot: dict[str, tuple[int, int]]) -> None:
+        if _peer_uid(conn) != os.getuid():
+            return
+        payload, fds = _receive(conn)
+        try:
+            if payload == STATUS:
+                conn.sendall(
+                    json.dumps(
+                        {
+                            "pid": os.getpid(),
+                            "served": self.served,
+                            "started_at": self.started,
+                            "idle_timeout": self.idle,
+                            "socket": self.path,
+                        }
+                    ).encode()
+                )
+                return
+            if payload == STOP:
+                conn.sendall(b"stopping")
+                self.stopping = True
+                return
+            if _stale(snapshot):
+                conn.sendall(b"R")  # the caller runs in-process; a fresh server follows
+                self.stopping = True
+                return
+            pid = os.fork()
+            if pid == 0:
+                _worker(conn, fds, payload, self.encoding, self.inherited)
+            self.children.add(pid)
+            self.served += 1
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def serve(path: str, idle: float) -> int:
+    """Serve until idle for `idle` seconds, stopped, or the code on disk changed."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    st = os.stat(directory)
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return 1  # not a private directory: never listen there
+    lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # another server already runs for this socket
+    _preload()
+    # Workers must not walk (and so copy-on-write) the preloaded heap in a GC pass:
+    # measured 3–5 ms per call without this.
+    gc.collect()
+    gc.freeze()
+    snapshot = _code_snapshot()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server = _Server(path, idle, [listener.fileno(), lock])
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # we hold the lock: whatever is there is a dead server's
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    listener.listen(64)
+    inode = os.stat(path).st_ino
+
+    def _terminate(_signum: int, _frame: object) -> None:
+        server.stopping = True
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    last = time.monotonic()
+    try:
+        while not server.stopping:
+            ready, _, _ = select.select([listener], [], [], 1.0)
+            server.reap()
+            if not ready:
+                if not server.children and time.monotonic() - last > server.idle:
+                    break
+                continue
+            conn, _ = listener.accept()
+            last = time.monotonic()
+            with conn, contextlib.suppress(OSError, ValueError):
+                server.handle(conn, snapshot)
+    finally:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)
+        listener.close()
+        os.close(lock)
+    return 0

@@ -1,0 +1,230 @@
+"""The warm server (jitkube.warm): a call it serves behaves exactly like an in-process call
+(bytes, exit code, working directory, stdin, environment), the front end imports almost
+nothing, and the server stops being used when its code changes, when it idles, or when
+the user turns it off. `jitkube check` needs no login, so these run without a broker;
+tests/guarded runs the whole kubectl suite through the server too."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.env import isolated_environment
+
+MANIFEST = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: prod
+data:
+  mode: fast
+"""
+
+
+class Caller:
+    """One user's environment, with a runtime directory short enough for a socket."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runtime = tempfile.mkdtemp(prefix="jkw-", dir="/tmp")
+        os.chmod(self.runtime, 0o700)
+        self.env = isolated_environment(root)
+        self.env.update(XDG_RUNTIME_DIR=self.runtime, JITKUBE_WARM="1", JITKUBE_WARM_IDLE="60")
+
+    def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        stdin: bytes = b"",
+        extra_env: dict[str, str] | None = None,
+        python: list[str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*(python or [sys.executable]), "-m", "jitkube", *args],
+            input=stdin,
+            capture_output=True,
+            env={**self.env, **(extra_env or {})},
+            cwd=cwd,
+            timeout=60,
+            check=False,
+        )
+
+    def status(self, extra_env: dict[str, str] | None = None) -> dict[str, object]:
+        done = self.run("--output", "json", "warm", "status", extra_env=extra_env)
+        assert done.returncode == 0, done
+        data: dict[str, object] = json.loads(done.stdout)["data"]
+        return data
+
+    def wait_for_server(self, extra_env: dict[str, str] | None = None) -> dict[str, object]:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            data = self.status(extra_env)
+            if data["running"]:
+                return data
+            time.sleep(0.1)
+        raise AssertionError("no warm server started")
+
+
+@pytest.fixture
+def caller(tmp_path: Path) -> Iterator[Caller]:
+    who = Caller(tmp_path)
+    try:
+        yield who
+    finally:
+        who.run("warm", "stop")
+        shutil.rmtree(who.runtime, ignore_errors=True)
+
+
+def test_the_first_call_starts_a_server_and_later_calls_match_in_process_ones(
+    caller: Caller, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "cm.yaml").write_text(MANIFEST)
+    argv = ("--output", "json", "check", "--", "kubectl", "apply", "-f", "cm.yaml")
+    cold = caller.run(*argv, cwd=work, extra_env={"JITKUBE_WARM": "0"})
+    assert caller.status()["running"] is False  # JITKUBE_WARM=0 starts nothing
+
+    first = caller.run(*argv, cwd=work)  # no server yet: in-process, then one starts
+    started = caller.wait_for_server()
+    assert started["served"] == 0
+    warm = caller.run(*argv, cwd=work)  # a relative path: the worker is in our cwd
+    assert caller.status()["served"] == 1
+
+    for done in (first, warm):
+        assert (done.returncode, done.stdout, done.stderr) == (
+            cold.returncode,
+            cold.stdout,
+            cold.stderr,
+        )
+    assert cold.returncode == 66
+    data = json.loads(cold.stdout)["data"]
+    assert data["class"] == "write"
+    assert data["invocation"]["files"] == ["cm.yaml"]
+    assert data["invocation"]["namespaces"] == ["prod"]  # the manifest was read
+
+
+def test_stdin_the_environment_and_usage_errors_reach_the_worker(caller: Caller) -> None:
+    caller.run("warm", "start")
+    before = caller.status()["served"]
+    assert isinstance(before, int)
+    # A manifest on stdin, the agent marker from the environment.
+    piped = ("--output", "json", "check", "--", "kubectl", "apply", "-f", "-")
+    env = {"JITKUBE_AGENT": "claude-test"}
+    warm = caller.run(*piped, stdin=MANIFEST.encode(), extra_env=env)
+    cold = caller.run(*piped, stdin=MANIFEST.encode(), extra_env={**env, "JITKUBE_WARM": "0"})
+    assert (warm.returncode, warm.stdout) == (cold.returncode, cold.stdout)
+    data = json.loads(warm.stdout)["data"]
+    assert data["rule"] == "agents-changes"  # JITKUBE_AGENT reached the worker
+    assert data["invocation"]["manifest_digest"]  # and so did stdin
+    # A refusal (an unknown flag: fail closed) and a usage error pass through unchanged.
+    for argv in (("check", "--", "kubectl", "get", "pods", "--no-such-flag"), ("check",)):
+        bad = caller.run(*argv)
+        bad_cold = caller.run(*argv, extra_env={"JITKUBE_WARM": "0"})
+        assert (bad.returncode, bad.stdout, bad.stderr) == (
+            bad_cold.returncode,
+            bad_cold.stdout,
+            bad_cold.stderr,
+        )
+        assert bad.returncode in (64, 65), bad
+    assert caller.status()["served"] == before + 3
+
+
+def test_the_front_end_imports_almost_nothing(caller: Caller, tmp_path: Path) -> None:
+    caller.run("warm", "start")
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "sys.argv = ['jitkube', 'check', '--', 'kubectl', 'get', 'pods']\n"
+        "from jitkube.entry import main\n"
+        "code = main()\n"
+        "print(code, sorted(set(sys.modules) - before), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(probe)], capture_output=True, env=caller.env, timeout=60, check=False
+    )
+    assert done.returncode == 0, done
+    assert b"decision:   allow" in done.stdout  # the worker wrote to our stdout
+    code, loaded = done.stderr.decode().split(" ", 1)
+    assert code == "0"
+    assert eval(loaded) == [  # noqa: S307 - our own probe's repr of a list of names
+        "__future__",
+        "_socket",
+        "jitkube",
+        "jitkube.entry",
+        "jitkube.warm",
+    ]
+
+
+def test_a_server_whose_code_changed_refuses_and_the_call_runs_in_process(
+    tmp_path: Path,
+) -> None:
+    # A private copy of the package, so that touching its files disturbs no other test.
+    copy = tmp_path / "pkg"
+    shutil.copytree(
+        Path(__file__).resolve().parents[1] / "src" / "jitkube",
+        copy / "jitkube",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    who = Caller(tmp_path / "user")
+    who.env["PYTHONPATH"] = str(copy)
+    try:
+        assert who.run("warm", "start").returncode == 0
+        first = who.status()
+        assert first["running"]
+        argv = ("check", "--", "kubectl", "get", "pods", "-n", "prod")
+        assert who.run(*argv).returncode == 0
+        assert who.status()["served"] == 1
+        target = copy / "jitkube" / "risk.py"
+        stat = target.stat()
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+        after = who.run(*argv)
+        assert after.returncode == 0, after
+        assert b"allow" in after.stdout
+        # The stale server exited; the in-process call started a fresh one.
+        fresh = who.wait_for_server()
+        assert fresh["pid"] != first["pid"]
+        assert fresh["served"] == 0
+    finally:
+        who.run("warm", "stop")
+        shutil.rmtree(who.runtime, ignore_errors=True)
+
+
+def test_an_idle_server_exits_and_removes_its_socket(caller: Caller) -> None:
+    env = {"JITKUBE_WARM_IDLE": "1"}
+    assert caller.run("warm", "start", extra_env=env).returncode == 0
+    sockets = list(Path(caller.runtime, "jitkube").glob("warm-*.sock"))
+    assert len(sockets) == 1
+    deadline = time.monotonic() + 15
+    while sockets[0].exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not sockets[0].exists()
+    assert caller.status()["running"] is False
+
+
+def test_config_can_turn_the_server_off(caller: Caller) -> None:
+    config = Path(caller.env["XDG_CONFIG_HOME"]) / "jitkube" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("warm = false\n")
+    del caller.env["JITKUBE_WARM"]  # the variable would win over the file
+    assert caller.run("check", "--", "kubectl", "get", "pods").returncode == 0
+    time.sleep(1.0)  # a server would have been spawned by now
+    assert caller.status()["running"] is False
+
+
+def test_the_socket_and_its_directory_are_private(caller: Caller) -> None:
+    assert caller.run("warm", "start").returncode == 0
+    directory = Path(caller.runtime, "jitkube")
+    assert directory.stat().st_mode & 0o777 == 0o700
+    (sock,) = directory.glob("warm-*.sock")
+    assert sock.stat().st_mode & 0o077 == 0
