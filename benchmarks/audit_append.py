@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import emit
 from jitkube.audit import AuditEntry, AuditLog, build_event, record_invocation
 
 ENTRY = AuditEntry(
@@ -46,10 +47,11 @@ ENTRY = AuditEntry(
 )
 
 
-def _stats(label: str, samples: list[float]) -> None:
+def _stats(label: str, samples: list[float]) -> tuple[float, float]:
     med = statistics.median(samples) * 1e6
     p90 = statistics.quantiles(samples, n=10)[-1] * 1e6
     print(f"{label:<32} median {med:7.1f} µs   p90 {p90:7.1f} µs   (n={len(samples)})")
+    return med, p90
 
 
 def main() -> None:
@@ -72,11 +74,20 @@ def main() -> None:
             t0 = time.perf_counter()
             record_invocation(ENTRY, {}, directory=directory)
             both.append(time.perf_counter() - t0)
-        _stats("build_event", build)
-        _stats("AuditLog.append", append)
-        _stats("record_invocation (both)", both)
+        build_med, _ = _stats("build_event", build)
+        append_med, _ = _stats("AuditLog.append", append)
+        both_med, both_p90 = _stats("record_invocation (both)", both)
         size = sum(p.stat().st_size for p in directory.glob("audit-*.jsonl"))
         print(f"bytes per record                 {size / (2 * args.appends):7.0f}")
+    emit(
+        "audit record (build + append), median",
+        both_med,
+        "µs",
+        detail=(
+            f"p90 {both_p90:.0f} µs; build {build_med:.0f} + append {append_med:.0f} µs;"
+            f" {size / (2 * args.appends):.0f} bytes/record; no fsync"
+        ),
+    )
     _import_cost()
 
 
@@ -102,6 +113,13 @@ def _import_cost(runs: int = 30) -> None:
         print(f"{label:<32} median {value:7.1f} ms   (interpreter start included)")
     extra = medians["+ jitkube.audit"] - medians["hot path imports"]
     print(f"{'import jitkube.audit costs':<32} {extra:+7.1f} ms")
+    emit(
+        "import jitkube.audit, over the hot path's imports",
+        extra,
+        "ms",
+        detail=f"{medians['+ jitkube.audit']:.1f} vs {medians['hot path imports']:.1f} ms,"
+        f" medians of {runs}",
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import time_commands
+from _common import emit, time_commands
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "jitkube"
 
@@ -27,6 +27,7 @@ def main() -> int:
         for k, v in os.environ.items()
         if not k.startswith("JITKUBE_") and k != "PYTHONDONTWRITEBYTECODE"
     }
+    env["JITKUBE_WARM"] = "0"  # a cold start (no warm server is started or asked)
     subprocess.run([py, "-m", "compileall", "-q", str(SRC)], check=True, env=env)
     t = time_commands(
         {
@@ -43,6 +44,20 @@ def main() -> int:
             f"{label:40s} median {timing.median:7.1f} ms"
             f"  ({timing.median / base:4.2f}x python -c pass)"
         )
+    check = t["jitkube check -- get pods"].median
+    emit(
+        "jitkube check start-up / python -c pass",
+        check / base,
+        "x",
+        detail=f"{check:.1f} vs {base:.1f} ms, medians of {args.runs}",
+    )
+    version = t["jitkube --version (typer not built)"].median
+    emit(
+        "jitkube --version start-up / python -c pass",
+        version / base,
+        "x",
+        detail=f"{version:.1f} vs {base:.1f} ms, medians of {args.runs}",
+    )
     return 0
 
 

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from _common import emit
 from jitkube.judge import judge
 from jitkube.policy import DecisionContext, default_policy
 
@@ -69,6 +70,13 @@ def main() -> int:
     print(
         f"classify: {rate:,.0f} argv/s (parse+risk+policy, {distinct} distinct argv,"
         " goal >= 20,000)"
+    )
+    emit(
+        "classification rate (parse + risk + policy)",
+        rate,
+        "argv/s",
+        goal=(">=", 20_000),
+        detail=f"in-process, one core, {distinct} distinct argv",
     )
     return 0
 
