@@ -1,7 +1,9 @@
 """Per-command approvals from `jitkube kubectl`: submit, wait, consume (stdlib only).
 
-The broker re-judges the command with its own policy, binds the approval to a
-fingerprint of argv + cluster + namespace + manifest digest, and lets it be used once.
+The broker re-judges the command with its own policy (and its `unmask` rule for
+`--unmask`), binds the approval to a fingerprint of argv + cluster + namespace + manifest
+digest + unmask, and lets it be used once. The client and the broker compute that
+fingerprint with the same function, `command_fingerprint` (re-exported here).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jitkube.broker.fingerprint import command_fingerprint as command_fingerprint
 from jitkube.broker_http import call
 from jitkube.dataclass_lite import dataclass
 from jitkube.errors import (
@@ -31,6 +34,7 @@ class CommandApproval:
     approvals: tuple[dict[str, Any], ...]
     rule: str
     expires_at: str
+    unmask: bool = False  # approved for output without masking (`--unmask`)
 
     @property
     def reviewers_comment(self) -> str:
@@ -55,6 +59,7 @@ def _approval(body: Any) -> CommandApproval:
         approvals=tuple(a for a in body.get("approvals") or () if isinstance(a, dict)),
         rule=str(body.get("rule") or ""),
         expires_at=str(body.get("expires_at") or ""),
+        unmask=body.get("unmask") is True,
     )
 
 
@@ -98,16 +103,24 @@ def submit(
     namespace: str,
     manifests: Sequence[bytes] = (),
     reason: str = "",
+    unmask: bool = False,
 ) -> CommandApproval:
-    """File the command for approval; returns it approved (broker policy allows) or pending."""
+    """File the command for approval; returns it approved (broker policy allows) or pending.
+
+    `unmask` asks to see the output unmasked: the broker applies its policy's `unmask`
+    rule and binds the approval to the unmasked command's fingerprint. It is sent only
+    when true, so a masked request reads the same to brokers that predate the field.
+    """
     import base64
 
-    body = {
+    body: dict[str, Any] = {
         "argv": list(argv),
         "namespace": namespace,
         "manifests": [base64.b64encode(m).decode() for m in manifests],
         "reason": reason,
     }
+    if unmask:
+        body["unmask"] = True
     status, answer = _call(session, "POST", "/v1/commands", body)
     if status in (200, 201, 202):
         return _approval(answer)
@@ -157,7 +170,8 @@ def find(session: CachedSession, approval_id: str) -> CommandApproval:
 # -- remembering a pending approval across `--no-wait` runs ---------------------------------
 # An agent that got "pending" (exit 66) runs the same command again once a reviewer has
 # approved it: that run must use the approval it already has, not file a new one. The
-# id is kept per command fingerprint (argv + cluster + namespace + manifests) and session.
+# id is kept per command fingerprint (argv + cluster + namespace + manifests + unmask) and
+# session.
 
 
 def _memory(environ: Mapping[str, str], fingerprint: str) -> Path:

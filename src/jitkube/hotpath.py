@@ -112,7 +112,9 @@ def _approve(
     from jitkube.broker.fingerprint import command_fingerprint
 
     digest = j.manifests.digest if j.manifests is not None else ""
-    fingerprint = command_fingerprint(j.invocation.argv, session.cluster, _namespace(j), digest)
+    fingerprint = command_fingerprint(
+        j.invocation.argv, session.cluster, _namespace(j), digest, unmask=env.unmask
+    )
     # An unmasked run is remembered apart: an approval for the masked command is not one
     # for seeing its values.
     memory_key = fingerprint + ("-unmask" if env.unmask else "")
@@ -133,7 +135,9 @@ def _approve(
         reason = env.reason
         if env.unmask:
             reason = "UNMASK: secret values will be shown unmasked. " + reason
-        approval = command_approval.submit(session, j.invocation.argv, _namespace(j), blobs, reason)
+        approval = command_approval.submit(
+            session, j.invocation.argv, _namespace(j), blobs, reason, unmask=env.unmask
+        )
         if approval.status == "pending":
             command_approval.remember(env.environ, session, memory_key, approval.id)
     record.fields["approval_id"] = approval.id

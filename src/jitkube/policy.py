@@ -564,13 +564,10 @@ def _kind(value: str, path: _Path, loc: _Locator) -> str:
 
 @functools.cache
 def _known_reason_codes() -> frozenset[str]:
-    """Reason codes a rule may match: the ones jitkube.risk publishes as deny/raise codes.
+    """Reason codes a rule may match: exactly the codes `jitkube.risk.assess` can give."""
+    from jitkube.risk import REASON_CODES
 
-    Other codes the assessment emits (e.g. `editor`, `bypass`) are not listed there yet.
-    """
-    from jitkube.risk import DENY_CODES, RAISE_CODES
-
-    return DENY_CODES | RAISE_CODES
+    return frozenset(REASON_CODES)
 
 
 def _reason_code(value: str, path: _Path, loc: _Locator) -> str:

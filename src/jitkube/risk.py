@@ -59,7 +59,7 @@ class Reason:
     """One human-readable reason, with the class it alone would give.
 
     `code` is a stable machine-readable tag (e.g. ``cluster_admin_binding``) that policy
-    may key on; see `DENY_CODES` and `RAISE_CODES`.
+    may key on; every code is a key of `REASON_CODES`.
     """
 
     risk: RiskClass
@@ -67,6 +67,47 @@ class Reason:
     code: str = ""
 
 
+# Every reason code `assess()` can give, with a one-line description. This is the set a
+# policy rule's `codes:` may name (policy validation accepts exactly these) and the list
+# docs/policy.md shows; tests/test_reason_codes.py checks that nothing else is emitted.
+REASON_CODES: dict[str, str] = {
+    "bypass": "a flag that would change the cluster or identity kubectl uses "
+    "(--kubeconfig, --context, --server, --token, --as, …); always denied",
+    "cluster_admin_binding": "binds the cluster-admin ClusterRole",
+    "csr_approval": "`certificate approve`: a signer may issue a certificate with any identity",
+    "custom_resource": "a custom resource type whose scope and contents jitkube does not know",
+    "daemonset": "a DaemonSet, which runs a pod on every node",
+    "dangerous_rbac_rule": "an RBAC rule granting `*`, escalate/bind/impersonate, reading "
+    "secrets, tokens, nodes/proxy, exec or CSR approval",
+    "debug_node": "`debug node/…`: a pod with the node's root filesystem and host namespaces",
+    "delete_critical": "deletes namespaces, CRDs, volumes, nodes or other critical objects",
+    "delete_force": "deletes without graceful termination (`--force --grace-period=0`, `--now`)",
+    "delete_wide": "deletes many objects at once (`--all`, `-A`, `-l`, categories, many names)",
+    "editor": "`edit`/`edit-last-applied`: the change is only known once saved in an editor",
+    "external_exposure": "exposes pods outside the cluster (LoadBalancer or NodePort Service)",
+    "force": "`--force` deletes and re-creates objects, or drain ignores safeguards",
+    "host_namespace_pod": "a pod sharing the node's network, PID or IPC namespace",
+    "insecure_backend": "`logs --insecure-skip-tls-verify-backend`: the kubelet is not verified",
+    "local_code_execution": "kustomize runs local programs (helm, exec plugins, containers)",
+    "manifest_unread": "the -f/-k manifests or --patch-file were not read, so cannot be judged",
+    "manifest_unreadable": "a manifest cannot be judged (invalid, too large, unsupported)",
+    "mints_token": "mints a bearer token that works outside jitkube (`create token`, "
+    "token requests)",
+    "nodes_proxy": "reaches the kubelet API through nodes/proxy",
+    "non_loopback_listen": "port-forward or proxy listening on a non-loopback address",
+    "parse_error": "argv jitkube cannot parse with kubectl's grammar; always denied",
+    "plugin": "an unknown command or kubectl plugin jitkube cannot judge; always denied",
+    "port_forward": "opens a network path from this machine into the cluster",
+    "privileged_pod": "a privileged container or hostPath access to the node's filesystem",
+    "prune": "`apply --prune` deletes objects missing from the manifests",
+    "psa_relax": "changes a Pod Security admission label in a way that may relax it",
+    "raw_kubeconfig": "`config view --raw/--flatten` prints the session's credentials",
+    "raw_path": "a `--raw` path jitkube cannot judge",
+    "remote_manifest": "a manifest given by URL (jitkube does not fetch them)",
+    "secret_values": "secret values loaded into an editor or printed by view-last-applied",
+    "verbose_bodies": "-v>=8 or --vmodule logs full request and response bodies",
+    "wide_scope": "changes many objects at once (-A, --all, -l, categories, implicit all)",
+}
 # Codes for which RISK-TAXONOMY §1/§2 recommends `deny` for agents regardless of class.
 DENY_CODES = frozenset(
     {

@@ -158,7 +158,7 @@ CASES: list[tuple[list[str], list[str], list[str]]] = [
     ),
     (
         ["exec", "p", "--", "curl", "-H", "Authorization: Bearer abc.def.ghi", "http://svc"],
-        ["exec", "p", "--", "curl", "-H", f"Authorization: {R}", "http://svc"],
+        ["exec", "p", "--", "curl", "-H", f"Authorization: Bearer {R}", "http://svc"],
         ["abc.def.ghi"],
     ),
     (

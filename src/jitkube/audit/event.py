@@ -2,7 +2,10 @@
 
 Pure and stdlib only. `build_event(entry, environ)` redacts the argv, resolves the agent
 name and returns a flat JSON-able dict (schema `EVENT_VERSION`); `AuditLog.append` then
-adds `seq`, `prev` and `hash`. The broker stores every field as sent (its `AuditEventIn`
+adds `seq`, `prev` and `hash`. The values the redaction took out of the argv are also
+scrubbed from every other field (a parser problem or a reason may quote an argument), so
+the local chain, the spool (which *is* the chain) and the broker's copy hold one redacted
+record. The broker stores every field as sent (its `AuditEventIn`
 allows extra fields) and overrides `sub`/`session_id` with what the bearer token proves.
 """
 
@@ -13,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from jitkube.audit.agent import resolve_agent
-from jitkube.audit.redact import redact_argv
+from jitkube.audit.redact import REDACTED, redact_argv
 from jitkube.dataclass_lite import dataclass, field
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (hot path)
@@ -109,6 +112,23 @@ def _bounded(argv: Sequence[str]) -> list[str]:
     return out
 
 
+MIN_SCRUB_CHARS = 4  # shorter hidden values are not searched for in the other fields
+
+
+def _scrub(value: Any, hidden: Sequence[str]) -> Any:
+    """`value` with every occurrence of a hidden argv value replaced by `<redacted>`."""
+    if isinstance(value, str):
+        for secret in hidden:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, hidden) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v, hidden) for v in value]
+    return value
+
+
 def build_event(entry: AuditEntry, environ: Mapping[str, str]) -> dict[str, Any]:
     """The audit event for `entry`: redacted, bounded, flat, JSON-able."""
     if entry.outcome not in OUTCOMES:
@@ -116,7 +136,7 @@ def build_event(entry: AuditEntry, environ: Mapping[str, str]) -> dict[str, Any]
     redacted = redact_argv(entry.argv)
     agent = resolve_agent(entry.agent, entry.agent_source, entry.session_agent, environ)
     started = time.time() if entry.started_at is None else entry.started_at
-    return {
+    event = {
         "v": EVENT_VERSION,
         "id": os.urandom(16).hex(),
         "time": iso_time(started),
@@ -149,3 +169,11 @@ def build_event(entry: AuditEntry, environ: Mapping[str, str]) -> dict[str, Any]
         "error": entry.error,
         "pid": os.getpid(),
     }
+    hidden = sorted(
+        (h for h in redacted.hidden if len(h) >= MIN_SCRUB_CHARS), key=len, reverse=True
+    )
+    if hidden:
+        for key in event:
+            if key != "argv":  # already redacted, element by element
+                event[key] = _scrub(event[key], hidden)
+    return event

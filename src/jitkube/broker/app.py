@@ -409,6 +409,7 @@ def create_app(
                 namespace=body.namespace,
                 manifests=tuple(body.manifests),
                 reason=body.reason,
+                unmask=body.unmask,
             ),
         )
         return JSONResponse(

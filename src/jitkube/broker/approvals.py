@@ -4,8 +4,10 @@ The CLI asks for an approval when its local policy says `approve`; the broker do
 take that on trust. It parses the argv itself, judges the risk (with the manifests the
 CLI read, sent as bytes so the digest is recomputed here) and applies its own policy:
 `deny` is refused outright, `allow` is granted without a reviewer, `confirm`/`approve`
-wait for reviewers of the session's role. An approval is bound to a fingerprint of the
-exact command and to the session, and can be consumed exactly once within 10 minutes.
+wait for reviewers of the session's role. A request to see the output unmasked
+(`unmask`, from `jitkube kubectl --unmask`) is raised to at least the policy's `unmask`
+action. An approval is bound to a fingerprint of the exact command (unmask included) and
+to the session, and can be consumed exactly once within 10 minutes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jitkube.audit.redact import redact_argv
 from jitkube.broker.auth import Identity
 from jitkube.broker.config import BrokerConfig
 from jitkube.broker.errors import BrokerError
@@ -64,6 +67,7 @@ class CommandRequest:
     namespace: str = ""
     manifests: tuple[str, ...] = ()  # base64 of each manifest source, in the order read
     reason: str = ""
+    unmask: bool = False  # output shown without masking: the policy's `unmask` rule applies
 
 
 def manifests_from_blobs(blobs: Sequence[bytes]) -> ManifestSet:
@@ -130,39 +134,51 @@ class CommandApprovalService:
             namespace_default=request.namespace or "default",
         )
         decision = decide(assessment, context, self.policy, command=invocation.command)
-        self.metrics.commands.labels(decision.action.label).inc()
+        action, rule = decision.action, decision.rule
         reasons = [*assessment.texts, *decision.reasons]
+        if request.unmask:
+            # The output is shown without masking: at least the policy's `unmask` action
+            # (nobody answers a prompt here, so `confirm` waits for a reviewer as well).
+            reasons.append("unmask: secret values will be shown unmasked")
+            if self.policy.unmask > action:
+                action, rule = self.policy.unmask, "unmask"
+                reasons.append(f"the policy's unmask rule requires {action.label}")
+        self.metrics.commands.labels(action.label).inc()
         if request.reason.strip():
             # What the requester says (e.g. UNMASK from `jitkube --unmask`), shown to the
             # reviewers with the judgement's own reasons.
             reasons.append(f"requester: {request.reason.strip()[:300]}")
-        if decision.action is Action.DENY:
+        if action is Action.DENY:
             raise BrokerError(
                 "denied_by_policy",
-                "the broker's policy refuses this command",
+                "the broker's policy refuses this command"
+                + (" with unmasked output" if rule == "unmask" else ""),
                 extra={
                     "risk": assessment.risk.label,
-                    "rule": decision.rule,
+                    "rule": rule,
                     "reasons": reasons,
                 },
             )
         role = self.config.roles.get(session["role"])
         min_approvals = max(1, role.approval.min_approvals) if role else 1
         now = self.clock()
-        approved = decision.action is Action.ALLOW
+        approved = action is Action.ALLOW
         row: dict[str, Any] = {
             "id": "cmd_" + secrets.token_hex(10),
             "session_id": session["id"],
             "requester_sub": session["owner_sub"],
-            "fingerprint": command_fingerprint(argv, session["cluster"], request.namespace, digest),
+            "fingerprint": command_fingerprint(
+                argv, session["cluster"], request.namespace, digest, unmask=request.unmask
+            ),
             "argv": argv,
             "cluster": session["cluster"],
             "namespace": request.namespace,
             "manifest_digest": digest,
             "risk": assessment.risk.label,
             "reasons": reasons,
-            "decision": decision.action.label,
-            "rule": decision.rule[:128],
+            "decision": action.label,
+            "rule": rule[:128],
+            "unmask": request.unmask,
             "status": "approved" if approved else "pending",
             "min_approvals": 0 if approved else min_approvals,
             "created_at": now,
@@ -175,11 +191,16 @@ class CommandApprovalService:
                 {
                     "id": row["id"],
                     "requester": session["owner_email"] or session["owner_sub"],
-                    "command": " ".join(["kubectl", *argv])[:500],
+                    # Chat webhooks get the audit trail's redacted argv, never secrets.
+                    "command": (
+                        " ".join(["kubectl", *redact_argv(argv).argv])
+                        + (" [--unmask: output NOT masked]" if request.unmask else "")
+                    )[:500],
                     "risk": row["risk"],
                     "cluster": row["cluster"],
                     "role": session["role"],
                     "reason": request.reason[:300],
+                    "unmask": request.unmask,
                 },
             )
         return row
@@ -273,6 +294,7 @@ class CommandApprovalService:
             "cluster": row["cluster"],
             "namespace": row["namespace"],
             "manifest_digest": row["manifest_digest"],
+            "unmask": bool(row.get("unmask")),
             "fingerprint": row["fingerprint"],
             "risk": row["risk"],
             "reasons": row["reasons"],

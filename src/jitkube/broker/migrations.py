@@ -88,6 +88,8 @@ command_approvals = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("consumed_at", sa.Float, nullable=True),
+    # v2: approved for output without masking (`--unmask`); also part of the fingerprint.
+    sa.Column("unmask", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 command_votes = sa.Table(
@@ -142,8 +144,25 @@ def _v1(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=list(V1_TABLES))
 
 
+def _v2_command_unmask(conn: sa.Connection) -> None:
+    """command_approvals.unmask (bool, default false): requests for unmasked output.
+
+    `_v1` builds tables from the current metadata, so on a new database the column is
+    already there; a database made by a v1 broker gets it added here.
+    """
+    table = command_approvals.name
+    if any(c["name"] == "unmask" for c in sa.inspect(conn).get_columns(table)):
+        return
+    column = command_approvals.c.unmask
+    type_sql = column.type.compile(dialect=conn.dialect)
+    default_sql = sa.false().compile(dialect=conn.dialect)
+    conn.execute(
+        sa.text(f"ALTER TABLE {table} ADD COLUMN unmask {type_sql} NOT NULL DEFAULT {default_sql}")
+    )
+
+
 Migration = Callable[[sa.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2_command_unmask)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -32,6 +32,11 @@ class CommandCreate(BaseModel):
     namespace: str = Field("", max_length=253)
     manifests: list[str] = Field(default_factory=list, max_length=64)
     reason: str = Field("", max_length=1024)
+    unmask: bool = Field(
+        False,
+        description="the output is to be shown without masking (`jitkube kubectl --unmask`): "
+        "the broker applies its policy's `unmask` rule and binds the approval to it",
+    )
 
 
 class CommandConsume(BaseModel):

@@ -249,7 +249,12 @@ def render_approvals(
 
 
 def command_text(command: Mapping[str, Any]) -> str:
-    """The exact command as the reviewer must see it (shell-quoted, one line)."""
+    """The exact command as the reviewer must see it (shell-quoted, one line).
+
+    A request to see the output unmasked (`jitkube kubectl --unmask`) says so: approving
+    it lets the requester see secret values, and it is a different approval from the
+    masked command's.
+    """
     import shlex
 
     argv = [str(a) for a in command.get("argv") or ()]
@@ -257,6 +262,8 @@ def command_text(command: Mapping[str, Any]) -> str:
     where = f" [cluster {command.get('cluster')}"
     if command.get("namespace"):
         where += f", namespace {command.get('namespace')}"
+    if command.get("unmask") is True:
+        where += ", UNMASKED: output shown without masking secret values"
     return _clean(text, 2000) + where + "]"
 
 
@@ -581,6 +588,8 @@ def _render_request_status(env: Environment, kind: str, view: Mapping[str, Any])
         if isinstance(v, Mapping)
     ]
     text = f"{kind} request {view.get('id')}: {state}"
+    if kind == "command":
+        text += f"\n  {command_text(view)}"
     if reviewer_notes:
         text += " (" + "; ".join(reviewer_notes) + ")"
     return _emit(
