@@ -195,8 +195,16 @@ def _exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
+def running_child() -> int | None:
+    """The kubectl process this jitkube is waiting for (None between runs): the warm
+    server's worker stops and continues it when the caller is suspended (Ctrl-Z)."""
+    return _Forwarder.current.pid if _Forwarder.current is not None else None
+
+
 class _Forwarder:
     """Forward termination and window-size signals to the child while it runs."""
+
+    current: _Forwarder | None = None
 
     def __init__(self) -> None:
         self.pid: int | None = None
@@ -210,9 +218,11 @@ class _Forwarder:
     def __enter__(self) -> _Forwarder:
         for sig in _FORWARDED:
             self._previous[sig] = signal.signal(sig, self._handle)
+        _Forwarder.current = self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _Forwarder.current = None
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)  # type: ignore[arg-type]
 

@@ -163,8 +163,18 @@ def _follow(sock: Socket) -> int:
         except OSError:
             pass
 
+    def suspend(signum: int, _frame: object) -> None:
+        # Ctrl-Z: the worker stops kubectl, then this process stops as usual; once the
+        # shell continues it (fg/bg), kubectl continues too.
+        forward(signum, None)
+        _signal.signal(_signal.SIGTSTP, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGTSTP)
+        _signal.signal(_signal.SIGTSTP, suspend)
+        forward(_signal.SIGCONT, None)
+
     for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGWINCH):
         _signal.signal(sig, forward)
+    _signal.signal(_signal.SIGTSTP, suspend)
     received = b""
     while True:
         try:

@@ -178,6 +178,15 @@ def _watch_caller(conn: socket.socket) -> None:
         for signum in data:
             if signum in _FORWARDED:
                 os.kill(os.getpid(), signum)
+            elif signum in (signal.SIGTSTP, signal.SIGCONT):
+                # The caller was suspended (Ctrl-Z) or resumed: so is kubectl, as it
+                # would be in the caller's process group. This worker only waits.
+                from jitkube.runner import running_child
+
+                child = running_child()
+                if child is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child, signal.SIGSTOP if signum == signal.SIGTSTP else signum)
 
 
 def _worker(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,23 @@ def _run_dir(user: User) -> Path:
     return Path(user.env["XDG_RUNTIME_DIR"]) / "jitkube" / "run"
 
 
+def _processes_using(run_dir: Path) -> list[int]:
+    """PIDs whose environment points KUBECONFIG into `run_dir` (kubectl gets its
+    kubeconfig through the environment, not its command line)."""
+    needle = b"KUBECONFIG=" + os.fsencode(run_dir)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(item.startswith(needle) for item in environ.split(b"\0")):
+            found.append(int(entry.name))
+    return found
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_a_watch_stops_kubectl_and_removes_the_kubeconfig(
     alice: User, sig: signal.Signals
@@ -40,14 +59,18 @@ def test_a_signal_during_a_watch_stops_kubectl_and_removes_the_kubeconfig(
         time.sleep(0.05)
     assert kubeconfigs, "kubectl never started"
     time.sleep(1.0)  # let kubectl print the list and settle into the watch
+    kubectl_pids = _processes_using(kubeconfigs[0].parent)
     proc.send_signal(sig)
     proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert not kubeconfigs[0].exists()
     assert not kubeconfigs[0].parent.exists()
     # kubectl itself is gone too: no process still holds the watch.
-    ps = subprocess.run(["pgrep", "-f", str(kubeconfigs[0].parent)], capture_output=True)
-    assert ps.stdout == b""
+    assert kubectl_pids, "kubectl was never seen running"
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in kubectl_pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in kubectl_pids)
     record = json.loads(alice.run("--output", "json", "audit").stdout)["data"]["records"][-1]
     assert record["command"] == "get"
 
@@ -86,3 +109,59 @@ def test_a_broker_outage_loses_no_audit_record(alice: User) -> None:
     assert again.returncode == 0, again
     status = json.loads(again.stdout)["data"]
     assert status.get("pending", 0) == 0, status
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return _state(pid) != "Z"
+    except OSError:
+        return False
+
+
+def _state(pid: int) -> str:
+    # /proc/PID/stat: "pid (comm) STATE ..."; comm may hold spaces, the state follows ")".
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def test_ctrl_z_suspends_kubectl_with_jitkube_and_fg_resumes_it(alice: User) -> None:
+    """Ctrl-Z on a terminal signals the foreground process group: kubectl must stop with
+    jitkube (it would keep printing otherwise) and continue when the shell resumes it."""
+    _request_admin(alice)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jitkube", "kubectl", "get", "pods", "-n", "prod", "-w"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=alice.env,
+        process_group=0,  # a job of its own, as a shell would start it
+    )
+    try:
+        deadline = time.monotonic() + 30
+        pids: list[int] = []
+        while not pids and time.monotonic() < deadline:
+            if _run_dir(alice).exists():
+                for kubeconfig in _run_dir(alice).glob("*/kubeconfig"):
+                    pids = _processes_using(kubeconfig.parent)
+            time.sleep(0.05)
+        assert pids, "kubectl never started"
+        (kubectl,) = pids
+        os.killpg(proc.pid, signal.SIGTSTP)
+        deadline = time.monotonic() + 10
+        while _state(kubectl) != "T" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _state(kubectl) == "T"
+        os.killpg(proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while _state(kubectl) == "T" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _state(kubectl) != "T"
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while _alive(kubectl) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(kubectl)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
