@@ -76,8 +76,10 @@ class Target:
 class RunResult:
     exit_code: int
     duration_ms: int
-    stdout_bytes: int = 0
-    stderr_bytes: int = 0
+    # None: kubectl wrote straight to the caller's descriptors (nothing to mask), so
+    # jitkube did not see, and cannot count, the bytes.
+    stdout_bytes: int | None = None
+    stderr_bytes: int | None = None
     masked_count: int = 0
 
 

@@ -220,11 +220,18 @@ def test_every_invocation_is_audited_and_the_chain_verifies(alice: User) -> None
     alice.run("kubectl", "get", "pods", "-n", "prod")
     alice.run("kubectl", "--kubeconfig", "/x", "get", "pods")
     alice.run("kubectl", "get", "pod", "nope", "-n", "prod")
+    masked = alice.run("kubectl", "get", "pods", "-n", "prod", "-o", "yaml")
+    assert masked.returncode == 0, masked
     listed = alice.run("--output", "json", "audit")
     assert listed.returncode == 0, listed
     records = listed.envelope["data"]["records"]
     outcomes = [r["outcome"] for r in records]
-    assert outcomes[-3:] == ["allowed", "denied", "allowed"]
+    assert outcomes[-4:] == ["allowed", "denied", "allowed", "allowed"]
+    # Output read to be masked is counted; output passed straight through is not seen.
+    assert records[-1]["stdout_bytes"] == len(masked.stdout.encode()) > 0
+    assert records[-4]["stdout_bytes"] is None
+    assert records[-4]["output_bytes"] is None
+    records = records[:-1]
     assert records[-1]["exit_code"] == 1
     who = records[-1]
     assert (who["sub"], who["email"]) == ("alice", "alice@example.test")

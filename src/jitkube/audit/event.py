@@ -69,8 +69,8 @@ class AuditEntry:
     approval_id: str | None = None
     approver: str | None = None
     exit_code: int | None = None
-    stdout_bytes: int = 0
-    stderr_bytes: int = 0
+    stdout_bytes: int | None = None  # None: passed straight through, not counted
+    stderr_bytes: int | None = None
     masked: int = 0  # values replaced by the output masker
     error: str | None = None  # jitkube error code when outcome is failed/denied/…
 
@@ -164,7 +164,11 @@ def build_event(entry: AuditEntry, environ: Mapping[str, str]) -> dict[str, Any]
         "duration_ms": None if entry.duration_ms is None else round(entry.duration_ms, 1),
         "stdout_bytes": entry.stdout_bytes,
         "stderr_bytes": entry.stderr_bytes,
-        "output_bytes": entry.stdout_bytes + entry.stderr_bytes,
+        "output_bytes": (
+            None
+            if entry.stdout_bytes is None or entry.stderr_bytes is None
+            else entry.stdout_bytes + entry.stderr_bytes
+        ),
         "masked": entry.masked,
         "error": entry.error,
         "pid": os.getpid(),
