@@ -413,6 +413,18 @@ def test_pem_blocks_in_prefixed_log_lines_are_masked(prefix: str) -> None:
     assert out.endswith(f"{prefix}INFO ready\n".encode())
 
 
+@pytest.mark.parametrize("head", ["loaded key: ", "[pod/api-0/api] key=", "\t"])
+def test_a_pem_block_that_starts_mid_line_is_masked_whole(head: str) -> None:
+    """Text before BEGIN on its line, body lines at column 0: the body must not leak."""
+    first, *rest = CREDS.pem_private_key.splitlines()
+    text = "\n".join([head + first, *rest, "INFO ready"]) + "\n"
+    for out in (mask(text), mask_chunks(text.encode(), [7, 1, 64, 3])):
+        assert_hidden(out, CREDS.pem_private_key)
+        for body in rest[1:-1]:
+            assert body.encode() not in out
+        assert out.endswith(b"INFO ready\n")
+
+
 def test_describe_pod_environment_values_are_masked() -> None:
     text = (
         "    Environment:\n"

@@ -177,8 +177,12 @@ class TextMasker:
                 self.count += 1
                 rest = content[end.end() :]
                 return out + (self.line(rest) or b"") if rest.strip() else out
-            pem_body = _PEM_BODY_PREFIXED if self._pem_prefix.strip() else _PEM_BODY
-            if pem_body.fullmatch(content) and self._pem_lines < _PEM_MAX_LINES:
+            # After a prefixed BEGIN line the body may carry the same prefix (log
+            # timestamps) or none (`loaded key: -----BEGIN …` then bare base64 lines).
+            is_body = _PEM_BODY.fullmatch(content) is not None or (
+                bool(self._pem_prefix.strip()) and _PEM_BODY_PREFIXED.fullmatch(content) is not None
+            )
+            if is_body and self._pem_lines < _PEM_MAX_LINES:
                 self._pem.update(b"\n" + content.strip())
                 self._pem_lines += 1
                 return None
