@@ -228,3 +228,16 @@ def test_the_socket_and_its_directory_are_private(caller: Caller) -> None:
     assert directory.stat().st_mode & 0o777 == 0o700
     (sock,) = directory.glob("warm-*.sock")
     assert sock.stat().st_mode & 0o077 == 0
+
+
+def test_the_server_keeps_none_of_the_callers_secrets_in_its_environment(
+    caller: Caller,
+) -> None:
+    secret = "s3cr3t-value-for-the-warm-test"
+    env = {"JITKUBE_CLIENT_SECRET": secret, "AWS_SECRET_ACCESS_KEY": secret}
+    # In-process call with the secrets set: it starts the server.
+    assert caller.run("check", "--", "kubectl", "get", "pods", extra_env=env).returncode == 0
+    pid = caller.wait_for_server()["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert secret.encode() not in environ
+    assert b"XDG_RUNTIME_DIR=" in environ

@@ -208,6 +208,19 @@ def idle_seconds(environ: Mapping[str, str]) -> float:
     return value if 1 <= value <= 86400 else DEFAULT_IDLE
 
 
+# What the server process itself keeps of the environment that started it: enough to
+# import jitkube and pick a locale. Each call brings its own environment to its worker,
+# so nothing else (tokens, keys) needs to live in a long-lived process.
+_SERVER_ENV_PREFIXES = ("LC_", "PYTHON", "XDG_")
+_SERVER_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV")
+
+
+def server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        k: v for k, v in environ.items() if k in _SERVER_ENV or k.startswith(_SERVER_ENV_PREFIXES)
+    }
+
+
 def spawn_server(environ: Mapping[str, str]) -> None:
     """Start a detached server for the next calls; never fails the caller."""
     path = socket_path(environ)
@@ -220,7 +233,7 @@ def spawn_server(environ: Mapping[str, str]) -> None:
             os.posix_spawn(
                 sys.executable,
                 [sys.executable, "-m", "jitkube.warm", path, str(idle_seconds(environ))],
-                dict(environ),
+                server_environment(environ),
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, devnull, 0),
                     (os.POSIX_SPAWN_DUP2, devnull, 1),
