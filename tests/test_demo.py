@@ -10,7 +10,10 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -66,17 +69,41 @@ def _process_alive(pid: int) -> bool:
 def test_demo_passes_every_step_and_leaves_nothing_behind(
     isolated_env: IsolatedEnv, tmp_path: Path
 ) -> None:
-    workdir = tmp_path / "demo"
-    done = _run_demo(isolated_env, "--dir", str(workdir))
-    out = done.stdout.decode()
-    assert done.returncode == 0, out + done.stderr.decode()
-    assert _summary_rows(out) == dict.fromkeys(STEPS, "passed"), out
-    assert "every step behaved as narrated" in out
-    assert "\x1b[" not in out  # NO_COLOR and a pipe: plain text
-    match = re.search(r"sandbox pid (\d+)", out)
-    assert match, out
-    assert not _process_alive(int(match.group(1)))
-    assert not workdir.exists()
+    # A short path, as `make demo` has under /tmp: the users' warm servers (jitkube.warm)
+    # can listen there, and must be gone afterwards too.
+    short = Path(tempfile.mkdtemp(prefix="jkd-", dir="/tmp"))
+    workdir = short / "demo"
+    try:
+        done = _run_demo(isolated_env, "--dir", str(workdir))
+        out = done.stdout.decode()
+        assert done.returncode == 0, out + done.stderr.decode()
+        assert _summary_rows(out) == dict.fromkeys(STEPS, "passed"), out
+        assert "every step behaved as narrated" in out
+        assert "\x1b[" not in out  # NO_COLOR and a pipe: plain text
+        match = re.search(r"sandbox pid (\d+)", out)
+        assert match, out
+        assert not _process_alive(int(match.group(1)))
+        assert not workdir.exists()
+        deadline = time.monotonic() + 10
+        while _processes_mentioning(workdir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_mentioning(workdir) == []
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def _processes_mentioning(path: Path) -> list[int]:
+    """PIDs whose command line names `path` (a warm server names its socket)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if os.fsencode(path) in cmdline and int(entry.name) != os.getpid():
+                found.append(int(entry.name))
+    return found
 
 
 def _planted_secrets(workdir: Path, kubectl: Path, tmp_path: Path) -> list[str]:

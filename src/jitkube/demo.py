@@ -592,6 +592,10 @@ class Demo:
 
     def down(self) -> None:
         self.stop_children()
+        from jitkube import warm
+
+        for environ in self.users.values():  # the users' warm servers (jitkube.warm)
+            warm.stop(environ)
         if (self.sandbox_dir / "sandbox.lock").exists():
             self.cli(None, "sandbox", "down", "--dir", str(self.sandbox_dir), show=False)
 
