@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from fixtures.env import IsolatedEnv
+from fixtures.env import IsolatedEnv, isolated_environment
 
 
 def _alive(pid: int) -> bool:
@@ -160,3 +160,53 @@ def test_approving_an_unknown_code_is_refused(isolated_env: IsolatedEnv, sandbox
     )
     assert r.returncode == 64
     assert "refused" in r.stderr.decode()
+
+
+def test_no_sandbox_in_the_directory_is_a_usage_error_naming_it(
+    isolated_env: IsolatedEnv, tmp_path: Path
+) -> None:
+    nothing = tmp_path / "nothing"
+    for args in (("env",), ("approve-device", "ABCD-EFGH", "--user", "alice")):
+        r = isolated_env.run("sandbox", *args, "--dir", str(nothing))
+        assert r.returncode == 64, r.stderr.decode()  # not 71: nothing is broken in jitkube
+        stderr = r.stderr.decode()
+        assert f"no sandbox is running in {nothing}" in stderr
+        assert "--dir" in stderr
+        assert "JITKUBE_SANDBOX_DIR" in stderr
+    down = isolated_env.run("sandbox", "down", "--dir", str(nothing))
+    assert down.returncode == 0
+    assert f"no sandbox was running in {nothing}" in down.stdout.decode()
+
+
+def test_another_users_shell_finds_the_sandbox_through_the_exported_dir(
+    isolated_env: IsolatedEnv, sandbox_dir: Path, tmp_path: Path
+) -> None:
+    """`eval "$(jitkube sandbox env)"` exports JITKUBE_SANDBOX_DIR; a shell with another
+    HOME (a second user) reaches the same sandbox with it, no --dir needed."""
+    _envelope(isolated_env.run("--output", "json", "sandbox", "up", "--dir", str(sandbox_dir)))
+    exports = isolated_env.run("sandbox", "env", "--dir", str(sandbox_dir)).stdout.decode()
+    assert f"export JITKUBE_SANDBOX_DIR={sandbox_dir.resolve()}" in exports
+    other = IsolatedEnv(
+        home=tmp_path / "other" / "home", env=isolated_environment(tmp_path / "other")
+    )
+    named = {"JITKUBE_SANDBOX_DIR": str(sandbox_dir)}
+    assert "not running" in other.run("sandbox", "status").stdout.decode()
+
+    status = other.run("sandbox", "status", extra_env=named)
+    assert status.returncode == 0, status.stderr.decode()
+    text = status.stdout.decode()
+    state = json.loads((sandbox_dir / "state.json").read_text())
+    # Everything an operator copies into a broker.yaml of their own (docs/getting-started.md).
+    assert f"sandbox: running ({sandbox_dir.resolve()})" in text
+    for value in (
+        state["issuer"], state["ca_bundle"], state["sts_url"], state["region"],
+        state["cluster_name"], state["broker_config"], *state["roles"].values(),
+    ):  # fmt: skip
+        assert str(value) in text, value
+
+    down = other.run("sandbox", "down", extra_env=named)
+    assert down.returncode == 0, down.stderr.decode()
+    assert f"sandbox stopped ({sandbox_dir.resolve()})" in down.stdout.decode()
+    assert not _envelope(
+        isolated_env.run("--output", "json", "sandbox", "status", "--dir", str(sandbox_dir))
+    )["data"]["running"]

@@ -167,16 +167,22 @@ def register(app: typer.Typer, env: Environment) -> None:
 
     @app.command()
     def login(
-        broker: str | None = typer.Option(None, "--broker", help="Broker URL (https)."),
+        broker: str | None = typer.Option(
+            None,
+            "--broker",
+            help="Broker URL (https; plain http only to loopback). Later commands reuse it.",
+        ),
         issuer: str | None = typer.Option(None, "--issuer", help="OIDC issuer URL."),
         authority: str | None = typer.Option(None, "--authority", help="Entra ID authority."),
         client_id: str | None = typer.Option(None, "--client-id", help="OAuth client id."),
         scope: Annotated[
             list[str] | None, typer.Option("--scope", help="Scope (repeatable).")
         ] = None,
-        ca_bundle: str | None = typer.Option(None, "--ca-bundle", help="PEM CA bundle."),
+        ca_bundle: str | None = typer.Option(
+            None, "--ca-bundle", help="PEM CA bundle to trust (identity provider and broker)."
+        ),
         token_store: str | None = typer.Option(
-            None, "--token-store", help="keyring, file or memory."
+            None, "--token-store", help="keyring, file (0600; no keyring needed) or memory."
         ),
     ) -> int:
         """Log in with the OAuth device code (or check the configured CI identity)."""

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from jitkube import envelope
 from jitkube.environment import Environment
+from jitkube.errors import ConfigError
+
+# `jitkube sandbox env` exports it, so the commands after an `eval` find the same sandbox
+# even from another HOME (a second user's shell, `jitkube demo --keep`).
+DIR_VARIABLE = "JITKUBE_SANDBOX_DIR"
+
+if TYPE_CHECKING:
+    from jitkube.sandbox.control import SandboxStatus
 
 
 def register(app: typer.Typer, env: Environment) -> None:
@@ -20,7 +30,22 @@ def register(app: typer.Typer, env: Environment) -> None:
     def _dir(directory: Path | None) -> Path:
         from jitkube.sandbox.control import default_dir
 
+        if directory is None and env.environ.get(DIR_VARIABLE):
+            directory = Path(env.environ[DIR_VARIABLE])
         return (directory or default_dir(env.environ)).resolve()
+
+    def _running(directory: Path | None) -> SandboxStatus:
+        """The sandbox's status; a usage error naming the directory when none runs there."""
+        from jitkube.sandbox import control
+
+        current = control.status(_dir(directory))
+        if not current.running:
+            raise ConfigError(
+                f"no sandbox is running in {current.directory}",
+                hint="start one with `jitkube sandbox up`, or point at a running one with"
+                f" --dir DIR or {DIR_VARIABLE}=DIR (`jitkube sandbox up` printed its directory)",
+            )
+        return current
 
     def _emit(command: str, data: dict[str, object], text: str) -> None:
         if env.json_output:
@@ -28,7 +53,9 @@ def register(app: typer.Typer, env: Environment) -> None:
         else:
             env.stdout.write(text)
 
-    dir_option = typer.Option(None, "--dir", help="Sandbox directory (default: state dir).")
+    dir_option = typer.Option(
+        None, "--dir", help=f"Sandbox directory (default: ${DIR_VARIABLE}, else the state dir)."
+    )
 
     @sandbox.command()
     def up(
@@ -64,7 +91,7 @@ def register(app: typer.Typer, env: Environment) -> None:
         _emit(
             "sandbox down",
             {"stopped": stopped, "directory": str(target)},
-            f"sandbox stopped ({target})\n" if stopped else "sandbox was not running\n",
+            f"sandbox stopped ({target})\n" if stopped else f"no sandbox was running in {target}\n",
         )
 
     @sandbox.command()
@@ -74,9 +101,8 @@ def register(app: typer.Typer, env: Environment) -> None:
 
         current = control.status(_dir(directory))
         text = f"sandbox: {'running' if current.running else 'not running'} ({current.directory})\n"
-        for key in ("cluster_url", "sts_url", "issuer", "config"):
-            if key in current.state:
-                text += f"  {key:12s} {current.state[key]}\n"
+        if current.running:
+            text += _status_details(current.state)
         _emit(
             "sandbox status",
             {"running": current.running, "directory": str(current.directory), **current.state},
@@ -88,7 +114,7 @@ def register(app: typer.Typer, env: Environment) -> None:
         """Print shell exports that point jitkube at the sandbox."""
         from jitkube.sandbox import control
 
-        lines = control.env_lines(control.status(_dir(directory)))
+        lines = control.env_lines(_running(directory))
         _emit("sandbox env", {"exports": lines}, "\n".join(lines) + "\n")
 
     @sandbox.command("approve-device")
@@ -101,10 +127,36 @@ def register(app: typer.Typer, env: Environment) -> None:
         """Approve (or deny) a pending device login, as the sandbox user would in a browser."""
         from jitkube.sandbox import control
 
-        control.approve_device(control.status(_dir(directory)), user_code, user, deny=deny)
+        control.approve_device(_running(directory), user_code, user, deny=deny)
         action = "denied" if deny else f"approved as {user}"
         _emit(
             "sandbox approve-device",
             {"user_code": user_code, "user": user, "denied": deny},
             f"device login {user_code} {action}\n",
         )
+
+
+# What an operator copies into a broker.yaml of their own (docs/getting-started.md).
+_STATUS_FIELDS = (
+    ("cluster_name", "cluster"),
+    ("cluster_url", "cluster_url"),
+    ("sts_url", "sts_url"),
+    ("region", "region"),
+    ("issuer", "issuer"),
+    ("ca_bundle", "ca_bundle"),
+    ("broker_url", "broker_url"),
+    ("broker_config", "broker_config"),
+    ("config", "config"),
+)
+
+
+def _status_details(state: Mapping[str, Any]) -> str:
+    text = ""
+    for key, label in _STATUS_FIELDS:
+        if key in state:
+            text += f"  {label:13s} {state[key]}\n"
+    roles = state.get("roles")
+    if isinstance(roles, dict):
+        for name, arn in roles.items():
+            text += f"  {'role ' + str(name):13s} {arn}\n"
+    return text
