@@ -161,5 +161,18 @@ def test_demo_keep_leaves_a_usable_sandbox_and_never_prints_a_secret_value(
         assert len(secrets) >= 6
         leaks = [s[:6] + "…" for s in secrets if len(s) >= 6 and s in out]
         assert leaks == []
+        # The printed instructions work when pasted into a new shell, as printed.
+        text = done.stdout.decode()
+        block = text[text.index("# Work as alice") : text.index("# Or start afresh")]
+        script = "set -e\n" + block
+        pasted = subprocess.run(
+            ["bash", "-c", script],
+            capture_output=True,
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+            timeout=120,
+            check=False,
+        )
+        assert pasted.returncode == 0, pasted
+        assert b"api-5c8d7f9b4-x2k9p" in pasted.stdout  # kubectl get pods -n prod
     finally:
         isolated_env.run("sandbox", "down", "--dir", str(workdir / "sandbox"))

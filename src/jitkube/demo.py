@@ -225,8 +225,9 @@ class Demo:
         self, user: str | None, args: Sequence[str], extra_env: Mapping[str, str] | None
     ) -> None:
         prompt = f"{user}$ " if user else "$ "
-        envs = " ".join(f"{k}={v}" for k, v in (extra_env or {}).items())
-        line = f"{prompt}{envs + ' ' if envs else ''}jitkube {' '.join(args)}"
+        # Quoted as a shell would need them, so a shown command can be copied and run.
+        envs = " ".join(f"{k}={shlex.quote(v)}" for k, v in (extra_env or {}).items())
+        line = f"{prompt}{envs + ' ' if envs else ''}jitkube {shlex.join(args)}"
         self.console.print(Text(line, style="bold cyan"), soft_wrap=True)
 
     def say(self, text: str) -> None:
@@ -599,6 +600,14 @@ class Demo:
         if (self.sandbox_dir / "sandbox.lock").exists():
             self.cli(None, "sandbox", "down", "--dir", str(self.sandbox_dir), show=False)
 
+    @staticmethod
+    def _path_line() -> list[str]:
+        """`jitkube` is often not on PATH (`make demo` runs it from .venv/bin)."""
+        here = Path(sys.executable).parent
+        if (here / "jitkube").exists() and shutil.which("jitkube") != str(here / "jitkube"):
+            return [f'export PATH={shlex.quote(str(here))}:"$PATH"']
+        return []
+
     def keep_instructions(self) -> None:
         alice = self.users.get("alice", {})
         keys = (
@@ -619,6 +628,7 @@ class Demo:
             f"# The sandbox keeps running in {self.sandbox_dir}.",
             "# Work as alice (logged in, admin session for 15 min): paste into a new shell.",
             *(f"export {k}={q(alice[k])}" for k in keys if k in alice),
+            *self._path_line(),
             "jitkube status",
             "jitkube kubectl get pods -n prod",
             "# Or start afresh as yourself, approving the device code as a sandbox user:",

@@ -280,7 +280,8 @@ def load(
         names = ", ".join(f"{s.role}@{s.cluster}" for s in matches)
         raise AmbiguousSessionError(
             f"several jitkube sessions match: {names}",
-            hint="say which with --cluster/--role (or JITKUBE_CLUSTER/JITKUBE_ROLE)",
+            hint="say which with JITKUBE_CLUSTER=… and JITKUBE_ROLE=… "
+            "(commands other than `jitkube kubectl` also take --cluster/--role)",
         )
     return matches[0] if matches else None
 
