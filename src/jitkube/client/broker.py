@@ -70,6 +70,15 @@ def problem_error(status: int, body: Any, *, session_auth: bool = False) -> Jitk
                 f"the broker refused the session token: {detail}",
                 hint="run `jitkube request` for a new session",
             )
+        elif "audience" in detail or "issuer" in detail:
+            # A fresh login gets the same kind of token: the broker and the identity
+            # provider disagree, which only its operator can change.
+            error = LoginRequiredError(
+                f"the broker refused your login: {detail}",
+                hint="the broker's oidc.issuer/oidc.audience (broker.yaml) must match the "
+                "tokens your identity provider issues for the scopes in "
+                "/v1/client-config; ask the broker's operator",
+            )
         else:
             error = LoginRequiredError(
                 f"the broker refused your login: {detail}", hint="run `jitkube login`"
