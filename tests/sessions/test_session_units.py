@@ -373,6 +373,31 @@ def test_the_approvals_table_fits_100_columns_and_shows_commands_whole() -> None
     assert "\x1b" not in text
 
 
+def test_on_an_80_column_terminal_approvals_are_listed_without_folding_words() -> None:
+    from jitkube.cli.sessions import render_approvals
+
+    command = {
+        "id": "cmd_1",
+        "requester": "alice@example.test",
+        "argv": ["delete", "pod", "worker-0", "-n", "prod"],
+        "cluster": "prod",
+        "namespace": "prod",
+        "risk": "destructive",
+        "reasons": ["deletes objects", "[bold]protected[/bold] namespace prod"],
+        "created_at": "2030-03-17T17:46:40Z",
+    }
+    session = {**SESSION_VIEW, "owner": {"email": "alice@example.test"}, "created_at": None}
+    text = _render(render_approvals([session], [command], 1_900_000_000.0 + 60, 80), width=80)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines if not line.startswith("  what:"))
+    assert "  who:     alice@example.test" in lines
+    assert "  class:   destructive" in lines
+    assert "  reasons: deletes objects; [bold]protected[/bold] namespace prod" in lines
+    assert "cmd_1  (1m 00s ago)" in lines
+    assert any(line.startswith(f"{SESSION_VIEW['id']}") for line in lines)
+    assert "  what:    kubectl delete pod worker-0 -n prod [cluster prod, namespace prod]" in lines
+
+
 def test_request_envelope_data_is_pinned() -> None:
     from jitkube.cli.sessions import REQUEST_KEYS, request_data
     from jitkube.client.sessions import RequestOutcome

@@ -67,6 +67,49 @@ def _add_row(table: Any, *cells: Any) -> None:
     table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
 
 
+def _approvals_list(
+    sessions: Sequence[Mapping[str, Any]], commands: Sequence[Mapping[str, Any]], now: float
+) -> list[Any]:
+    """The pending requests one block each, for terminals too narrow for the table."""
+    from rich.text import Text
+
+    out: list[Any] = [Text("Pending approvals", style="bold")]
+    for s in sessions:
+        owner = s.get("owner") or {}
+        what = _session_what(s) + (" [break-glass]" if s.get("break_glass") else "")
+        out += [
+            "",
+            f"{s.get('id')}{_ago(s.get('created_at'), now)}",
+            f"  who:     {_clean(owner.get('email') or owner.get('sub'))}",
+            f"  what:    {what}",
+            f"  reason:  {_clean(s.get('reason')) or '-'}",
+        ]
+    for c in commands:
+        reasons = "; ".join(_clean(r, 120) for r in c.get("reasons") or ()) or "-"
+        out += [
+            "",
+            f"{c.get('id')}{_ago(c.get('created_at'), now)}",
+            f"  who:     {_clean(c.get('requester'))}",
+            f"  what:    {command_text(c)}",
+            f"  class:   {_clean(c.get('risk'))}",
+            f"  reasons: {reasons}",
+        ]
+    return out
+
+
+def _session_what(s: Mapping[str, Any]) -> str:
+    ttl = format_duration(s.get("ttl") or 0)
+    what = f"session {s.get('role')}@{s.get('cluster')} for {ttl}"
+    if s.get("agent"):
+        what += f" (agent {_clean(s.get('agent_name')) or 'yes'})"
+    return what
+
+
+def _ago(value: Any, now: float) -> str:
+    age = _age(value, now)
+    return f"  ({age} ago)" if age != "-" else ""
+
+
 def _stamp(epoch: float | None) -> str:
     if epoch is None:
         return "-"
@@ -196,14 +239,22 @@ def render_status(report: StatusReport, now: float) -> RenderableType:
     return Group(*parts)
 
 
+NARROW = 100  # below this many columns the table folds words; list the requests instead
+
+
 def render_approvals(
-    sessions: Sequence[Mapping[str, Any]], commands: Sequence[Mapping[str, Any]], now: float
+    sessions: Sequence[Mapping[str, Any]],
+    commands: Sequence[Mapping[str, Any]],
+    now: float,
+    width: int = NARROW,
 ) -> RenderableType | list[Any]:
     from rich.table import Table
     from rich.text import Text
 
     if not sessions and not commands:
         return Text("Nothing waits for your review.")
+    if width < NARROW:
+        return _approvals_list(sessions, commands, now)
     table = Table(title="Pending approvals", title_justify="left", show_lines=True, expand=True)
     table.add_column("id", no_wrap=True)
     table.add_column("who", ratio=2, overflow="fold")
@@ -213,11 +264,7 @@ def render_approvals(
     table.add_column("age", no_wrap=True)
     for s in sessions:
         owner = s.get("owner") or {}
-        what = (
-            f"session {s.get('role')}@{s.get('cluster')} for {format_duration(s.get('ttl') or 0)}"
-        )
-        if s.get("agent"):
-            what += f" (agent {_clean(s.get('agent_name')) or 'yes'})"
+        what = _session_what(s)
         _add_row(
             table,
             str(s.get("id")),
@@ -476,8 +523,12 @@ def register(app: typer.Typer, env: Environment) -> None:
         pending = pending_approvals(_config(env, broker_url=broker, ca_bundle=ca_bundle), env)
         now = time.time()
         data = {"sessions": pending.sessions, "commands": pending.commands}
+        width = make_console(env).width
         code = _emit(
-            env, "approvals", data, render_approvals(pending.sessions, pending.commands, now)
+            env,
+            "approvals",
+            data,
+            render_approvals(pending.sessions, pending.commands, now, width),
         )
         raise typer.Exit(code)
 
