@@ -67,8 +67,15 @@ def socket_dir(environ: Mapping[str, str]) -> str:
     return state + "/jitkube"
 
 
+def supported() -> bool:
+    """Linux only: the peers check each other's uid with SO_PEERCRED."""
+    return sys.platform.startswith("linux")
+
+
 def socket_path(environ: Mapping[str, str]) -> str | None:
-    """None when the path would not fit a sockaddr_un (104 bytes on macOS)."""
+    """None where unsupported, or when the path would not fit a sockaddr_un."""
+    if not supported():
+        return None
     path = f"{socket_dir(environ)}/warm-{_tag()}.sock"
     return path if len(os.fsencode(path)) < 104 else None
 

@@ -1,11 +1,12 @@
 """The warm server's process (see jitkube.warm for what it is and why).
 
-It imports the whole hot path once, then waits on its Unix socket. For each call it
-checks the peer's uid, reads the caller's argv, environment, working directory, umask and
-file descriptors, and forks a worker that becomes the caller's jitkube: it takes the
+It imports the whole hot path once and keeps one forked *spare* waiting on its Unix
+socket. The spare checks the peer's uid, reads the caller's argv, environment, working
+directory, umask and file descriptors, and becomes the caller's jitkube: it takes the
 descriptors as 0, 1, 2, enters the working directory, replaces its environment and runs
-`jitkube.entry.main` — the same code an in-process call runs. The server itself never
-runs a command, reads a session or holds a token: it only forks.
+`jitkube.entry.main` — the same code an in-process call runs — while the server forks
+the next spare. The server itself never runs a command, reads a session or holds a
+token: it only imports and forks.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ SPARE_DELAY = 0.25
 
 def _preload() -> None:
     """Import everything a call may need, so that no worker pays for it."""
+    import tomllib  # noqa: F401 - config.toml, read by every call
+
     import jitkube.audit
     import jitkube.audit.background
     import jitkube.audit.chain
@@ -62,8 +65,6 @@ def _preload() -> None:
     import jitkube.shim
 
     jitkube.policy.default_policy()
-    with contextlib.suppress(Exception):
-        import tomllib  # noqa: F401
 
 
 def _code_snapshot() -> dict[str, tuple[int, int]]:
@@ -324,6 +325,9 @@ class _Spare:
                         continue
                     payload, fds = _receive(conn)
                 except (OSError, ValueError):
+                    continue
+                if payload not in (STATUS, STOP) and len(fds) < 3:
+                    _close_all(fds)  # a call always brings stdin, stdout and stderr
                     continue
                 try:
                     if payload == STATUS:

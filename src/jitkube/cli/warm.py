@@ -32,6 +32,8 @@ def register(app: typer.Typer, env: Environment) -> None:
         """Start the warm server now (it is otherwise started after the first call)."""
         if not warm.enabled(env.environ):
             raise ConfigError("JITKUBE_WARM is off in this environment", hint="unset it")
+        if not warm.supported():
+            raise ConfigError("the warm server runs on Linux only")
         if warm.socket_path(env.environ) is None:
             raise ConfigError(
                 f"the socket path under {warm.socket_dir(env.environ)} is too long for a "
