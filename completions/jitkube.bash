@@ -98,13 +98,13 @@ _jitkube_kargs_from() {
 # _jitkube_spec PATH: sets _jk_subs (subcommands) and _jk_opts (options) of PATH.
 _jitkube_spec() {
     case "$1" in
-        'jitkube') _jk_subs='approvals approve audit broker check demo deny kubectl login logout request revoke sandbox shim status version whoami'; _jk_opts='--agent --approval-timeout --debug --help --no-wait --non-interactive --output -o --reason --unmask --version' ;;
+        'jitkube') _jk_subs='approvals approve audit broker check demo deny kubectl login logout request revoke sandbox shim status version warm whoami'; _jk_opts='--agent --approval-timeout --debug --help --no-wait --non-interactive --output -o --reason --unmask --version' ;;
         'jitkube approvals') _jk_subs='status'; _jk_opts='--broker --ca-bundle --debug --help --non-interactive --output -o' ;;
         'jitkube approvals status') _jk_subs=''; _jk_opts='--debug --help --non-interactive --output -o --wait' ;;
         'jitkube approve') _jk_subs=''; _jk_opts='--broker --ca-bundle --comment --debug --help --non-interactive --output -o' ;;
         'jitkube audit') _jk_subs=''; _jk_opts='--broker --ca-bundle --debug --flush --help --json --limit --non-interactive --output -o --since --verify' ;;
         'jitkube broker') _jk_subs='serve'; _jk_opts='--debug --help --non-interactive --output -o' ;;
-        'jitkube broker serve') _jk_subs=''; _jk_opts='--config -c --debug --help --host --log-level --non-interactive --output -o --port --tls-cert --tls-key' ;;
+        'jitkube broker serve') _jk_subs=''; _jk_opts='--config -c --debug --help --host --log-level --non-interactive --output -o --port --tls-cert --tls-key --workers' ;;
         'jitkube check') _jk_subs=''; _jk_opts='--agent --cluster --debug --help --kubectl --namespace-default --non-interactive --output --policy --role' ;;
         'jitkube demo') _jk_subs=''; _jk_opts='--debug --dir --help --keep --non-interactive --output -o' ;;
         'jitkube deny') _jk_subs=''; _jk_opts='--broker --ca-bundle --comment --debug --help --non-interactive --output -o' ;;
@@ -122,6 +122,10 @@ _jitkube_spec() {
         'jitkube shim install') _jk_subs=''; _jk_opts='--debug --dir --force --help --non-interactive --output -o' ;;
         'jitkube status') _jk_subs=''; _jk_opts='--broker --ca-bundle --debug --help --non-interactive --output -o' ;;
         'jitkube version') _jk_subs=''; _jk_opts='--debug --help --non-interactive --output -o' ;;
+        'jitkube warm') _jk_subs='start status stop'; _jk_opts='--debug --help --non-interactive --output -o' ;;
+        'jitkube warm start') _jk_subs=''; _jk_opts='--debug --help --non-interactive --output -o --wait' ;;
+        'jitkube warm status') _jk_subs=''; _jk_opts='--debug --help --non-interactive --output -o' ;;
+        'jitkube warm stop') _jk_subs=''; _jk_opts='--debug --help --non-interactive --output -o' ;;
         'jitkube whoami') _jk_subs=''; _jk_opts='--ca-bundle --debug --help --non-interactive --output -o' ;;
         *) _jk_subs=''; _jk_opts='' ;;
     esac
@@ -165,6 +169,7 @@ _jitkube_value_kind() {
         'jitkube broker serve|--port') _jk_kind='none' ;;
         'jitkube broker serve|--tls-cert') _jk_kind='files' ;;
         'jitkube broker serve|--tls-key') _jk_kind='files' ;;
+        'jitkube broker serve|--workers') _jk_kind='none' ;;
         'jitkube check|--cluster') _jk_kind='none' ;;
         'jitkube check|--kubectl') _jk_kind='files' ;;
         'jitkube check|--namespace-default') _jk_kind='none' ;;
@@ -235,6 +240,15 @@ _jitkube_value_kind() {
         'jitkube status|-o') _jk_kind='choices:json text' ;;
         'jitkube version|--output') _jk_kind='choices:json text' ;;
         'jitkube version|-o') _jk_kind='choices:json text' ;;
+        'jitkube warm|--output') _jk_kind='choices:json text' ;;
+        'jitkube warm|-o') _jk_kind='choices:json text' ;;
+        'jitkube warm start|--output') _jk_kind='choices:json text' ;;
+        'jitkube warm start|-o') _jk_kind='choices:json text' ;;
+        'jitkube warm start|--wait') _jk_kind='none' ;;
+        'jitkube warm status|--output') _jk_kind='choices:json text' ;;
+        'jitkube warm status|-o') _jk_kind='choices:json text' ;;
+        'jitkube warm stop|--output') _jk_kind='choices:json text' ;;
+        'jitkube warm stop|-o') _jk_kind='choices:json text' ;;
         'jitkube whoami|--ca-bundle') _jk_kind='none' ;;
         'jitkube whoami|--output') _jk_kind='choices:json text' ;;
         'jitkube whoami|-o') _jk_kind='choices:json text' ;;

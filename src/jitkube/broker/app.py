@@ -98,9 +98,11 @@ def create_app(
     notifier: Notifier | None = None,
     policy: Policy | None = None,
     cluster_describer: ClusterDescriber | None = None,
+    metrics: BrokerMetrics | None = None,
 ) -> FastAPI:
     """Build the broker app. Anything not injected is built from `settings`."""
-    metrics = BrokerMetrics()
+    if metrics is None:
+        metrics = BrokerMetrics()
     if validator is None:
         jwks = JwksCache(settings.oidc, https_fetcher(settings.oidc.ca_bundle))
         validator = TokenValidator(settings.oidc, jwks, clock)
@@ -293,7 +295,8 @@ def create_app(
             ),
         )
         payload = {
-            "session": sessions.view(row, with_policy=True),
+            # Created a moment ago: no reviewer has voted on it yet.
+            "session": sessions.view(row, with_policy=True, votes=()),
             "session_token": session_token,
         }
         status = 201 if row["status"] == "active" else 202

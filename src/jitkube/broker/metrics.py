@@ -1,4 +1,10 @@
-"""Prometheus metrics of one broker app, in its own registry (no module-level globals)."""
+"""Prometheus metrics of one broker app, in its own registry (no module-level globals).
+
+Under `broker serve --workers N` each worker process counts into prometheus_client's
+multiprocess files (PROMETHEUS_MULTIPROC_DIR, set by the supervisor before the workers
+start) and `render()` adds up every worker's files, so a scrape that lands on any worker
+sees the whole broker.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 class BrokerMetrics:
     """The broker's counters; `render()` is the /metrics body."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "jitkube_broker_requests",
@@ -55,4 +62,10 @@ class BrokerMetrics:
         )
 
     def render(self) -> bytes:
-        return bytes(generate_latest(self.registry))
+        if self.multiprocess_dir is None:
+            return bytes(generate_latest(self.registry))
+        from prometheus_client import multiprocess
+
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(combined))

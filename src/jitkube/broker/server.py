@@ -3,22 +3,41 @@
 The socket is bound here, before uvicorn starts, so `--port 0` works and the real
 address can be announced on stdout (tests and supervisors read that line). Logs go to
 stderr as JSON lines (logs.py), uvicorn's own included.
+
+With `workers > 1` this process migrates the database, binds the socket and then only
+supervises: uvicorn starts that many worker processes (spawned, not forked), each of which
+builds its own app and store on the shared socket (`_WorkerApp`). They share the
+database (SQLite in WAL mode works across processes; writes are serialised by a file
+lock) and the credential-encryption keys (an ephemeral key is made once, here, and
+handed to every worker). Per process, by design: the rate limiter (so a limit is per
+worker; a keep-alive client stays on one worker), the JWKS cache, the cluster directory
+and the webhook queue (each worker delivers the events of the requests it served).
+`/metrics` adds up all workers (prometheus_client's multiprocess mode, in a private
+directory made here and removed at exit).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import socket
 import ssl
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from jitkube.broker.config import load_config
 from jitkube.broker.logs import configure_logging
 from jitkube.broker.store import Store
 from jitkube.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from jitkube.broker.sts import CredentialVault
 
 READY_PREFIX = "jitkube broker listening on "
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -33,13 +52,51 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     log_level: str = "info"
+    workers: int = 1
+
+
+# prometheus_client reads this when it is imported: worker processes, spawned after the
+# supervisor sets it, count in shared files there.
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_WORKERS = 64
+_BACKLOG = 2048
+
+
+def _build_app(
+    options: ServeOptions, *, vault: CredentialVault | None = None, migrate: bool = True
+) -> tuple[FastAPI, Store]:
+    """The app of one serving process (the only one, or one worker), clusters looked up."""
+    from jitkube.broker.app import create_app
+    from jitkube.broker.metrics import BrokerMetrics
+
+    settings = load_config(options.config)
+    store = Store.open(settings.storage.url, migrate=migrate)
+    metrics = BrokerMetrics(multiprocess_dir=os.environ.get(PROMETHEUS_MULTIPROC_ENV))
+    app = create_app(settings, store, vault=vault, metrics=metrics)
+    # Look clusters up in EKS now, so a typo shows in the log at start. A failure is logged,
+    # not fatal: EKS may be briefly unreachable, the other clusters still work, and the
+    # lookup is retried on use (where it fails with `eks_unavailable`).
+    app.state.clusters.prefetch()
+    return app, store
+
+
+@dataclass(frozen=True)
+class _WorkerApp:
+    """uvicorn's app factory in each worker process (pickled to it, hence no live state)."""
+
+    options: ServeOptions
+    vault: CredentialVault
+
+    def __call__(self) -> FastAPI:
+        configure_logging(self.options.log_level)
+        # The supervisor migrated already; the store lives as long as the worker process.
+        app, _ = _build_app(self.options, vault=self.vault, migrate=False)
+        return app
 
 
 def serve(options: ServeOptions, announce: TextIO = sys.stdout) -> None:
     """Serve until interrupted. Raises ConfigError before binding on any config problem."""
     import uvicorn
-
-    from jitkube.broker.app import create_app
 
     settings = load_config(options.config)
     if options.log_level.lower() not in LOG_LEVELS:
@@ -47,6 +104,8 @@ def serve(options: ServeOptions, announce: TextIO = sys.stdout) -> None:
         raise ConfigError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     if (options.tls_cert is None) != (options.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
+    if not 1 <= options.workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS}")
     if options.tls_cert is not None and options.tls_key is not None:
         # Fail early and clearly on unreadable or mismatched files.
         try:
@@ -56,12 +115,17 @@ def serve(options: ServeOptions, announce: TextIO = sys.stdout) -> None:
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"cannot load TLS certificate/key: {exc}") from None
     configure_logging(options.log_level)  # before the store: it may log (migrations, keys)
-    store = Store.open(settings.storage.url)
-    app = create_app(settings, store)
-    # Look clusters up in EKS now, so a typo shows in the log at start. A failure is logged,
-    # not fatal: EKS may be briefly unreachable, the other clusters still work, and the
-    # lookup is retried on use (where it fails with `eks_unavailable`).
-    app.state.clusters.prefetch()
+    store: Store | None = None
+    multiproc_dir: str | None = None
+    if options.workers == 1:
+        app, store = _build_app(options)
+        target: Any = app
+    else:
+        from jitkube.broker.sts import CredentialVault
+
+        Store.open(settings.storage.url).close()  # migrate once, before any worker starts
+        # Made here so that all workers share one key, even an ephemeral one.
+        target = _WorkerApp(options, CredentialVault.from_settings(settings.storage))
     family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
     # proto says TCP; without it every keep-alive response waits ~40 ms (Nagle + delayed ACK).
@@ -72,13 +136,23 @@ def serve(options: ServeOptions, announce: TextIO = sys.stdout) -> None:
         sock.bind((options.host, options.port))
     except OSError as exc:
         sock.close()
+        if store is not None:
+            store.close()
         raise ConfigError(
             f"cannot listen on {options.host}:{options.port}: {exc.strerror}"
         ) from None
+    # Listening before the announcement: early connections wait in the backlog.
+    sock.listen(_BACKLOG)
+    if options.workers > 1:
+        multiproc_dir = tempfile.mkdtemp(prefix="jitkube-broker-metrics-")
+        os.environ[PROMETHEUS_MULTIPROC_ENV] = multiproc_dir
     host, port = sock.getsockname()[:2]
     scheme = "https" if options.tls_cert else "http"
     config = uvicorn.Config(
-        app,
+        target,
+        factory=options.workers > 1,
+        workers=options.workers,
+        backlog=_BACKLOG,
         log_level=options.log_level.lower(),
         ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
         ssl_keyfile=str(options.tls_key) if options.tls_key else None,
@@ -87,14 +161,26 @@ def serve(options: ServeOptions, announce: TextIO = sys.stdout) -> None:
         access_log=False,  # the request log (logs.py) replaces it, without query strings
         log_config=None,  # keep configure_logging's JSON handler
     )
-    server = uvicorn.Server(config)
     log.info(
         "broker listening",
-        extra={"url": f"{scheme}://{host}:{port}", "clusters": sorted(settings.clusters)},
+        extra={
+            "url": f"{scheme}://{host}:{port}",
+            "clusters": sorted(settings.clusters),
+            "workers": options.workers,
+        },
     )
     announce.write(f"{READY_PREFIX}{scheme}://{host}:{port}\n")
     announce.flush()
     try:
-        server.run(sockets=[sock])
+        if options.workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            from uvicorn.supervisors import Multiprocess
+
+            Multiprocess(config, sockets=[sock]).run()
     finally:
-        store.close()
+        if store is not None:
+            store.close()
+        if multiproc_dir is not None:
+            os.environ.pop(PROMETHEUS_MULTIPROC_ENV, None)
+            shutil.rmtree(multiproc_dir, ignore_errors=True)

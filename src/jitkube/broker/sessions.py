@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,13 +209,18 @@ class SessionService:
         role = self.config.roles.get(row["role"])
         return role is not None and identity.in_any(role.approval.approver_groups)
 
-    def view(self, row: Row, *, with_policy: bool = False) -> dict[str, Any]:
+    def view(
+        self, row: Row, *, with_policy: bool = False, votes: Sequence[Row] | None = None
+    ) -> dict[str, Any]:
         """The public JSON form of a session: never credentials, never the token hash.
 
         `approver_groups` and `approvals_required` say who can decide a pending request
-        and how many approvals it needs (the CLI shows them while it waits).
+        and how many approvals it needs (the CLI shows them while it waits). `votes` spares
+        the query when the caller knows them (a session created a moment ago has none).
         """
         role = self.config.roles.get(row["role"])
+        if votes is None:
+            votes = self.store.session_votes(row["id"])
         out: dict[str, Any] = {
             "id": row["id"],
             "status": row["status"],
@@ -242,7 +247,7 @@ class SessionService:
                     "comment": v["comment"],
                     "at": iso(v["created_at"]),
                 }
-                for v in self.store.session_votes(row["id"])
+                for v in votes
             ],
         }
         # Without the cluster's address (EKS unreachable), the view is still useful; the

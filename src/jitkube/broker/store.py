@@ -8,7 +8,9 @@ win a transition; single-use command approvals rely on that.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,24 @@ from sqlalchemy.pool import StaticPool
 from jitkube.broker import migrations as m
 
 Row = dict[str, Any]
+
+# The hot statements, built once: SQLAlchemy then reuses their cache key and compiled form
+# instead of rebuilding both on every call (a per-request cost under load).
+_GET_SESSION = sa.select(m.sessions).where(m.sessions.c.id == sa.bindparam("session_id"))
+_INSERT_SESSION = m.sessions.insert()
+_SET_CREDENTIALS = (
+    m.sessions.update()
+    .where(m.sessions.c.id == sa.bindparam("session_id"))
+    .values(
+        credentials=sa.bindparam("blob"),
+        credentials_expire_at=sa.bindparam("expire_at"),
+        assumed_role_arn=sa.bindparam("arn"),
+    )
+)
+# Connections kept open per process. Beyond it SQLAlchemy opens (and closes again) an
+# overflow connection per checkout, which for SQLite means re-running the PRAGMAs below;
+# 40 is the default size of the thread pool that runs the broker's endpoints.
+SQLITE_POOL_SIZE = 40
 
 
 class StoreError(Exception):
@@ -69,6 +89,16 @@ class Store:
         # SQLite has one writer; taking it up front (BEGIN IMMEDIATE) under a process
         # lock avoids lock-upgrade deadlocks between threads of this process.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        # Between processes (`broker serve --workers`), a file lock beside the database:
+        # a blocked writer wakes the moment it is free, where SQLite's own busy handler
+        # sleeps and polls (up to 100 ms a round).
+        # Opened on the first write (under the thread lock); correctness never depends on
+        # it: without it SQLite's busy handler still serialises the writers.
+        self._lock_fd: int | None = None
+        self._lock_path: str | None = None
+        database = engine.url.database
+        if self.dialect == "sqlite" and database and database != ":memory:":
+            self._lock_path = f"{database}-jitkube-write-lock"
 
     @classmethod
     def open(cls, url: str, *, schema: str | None = None, migrate: bool = True) -> Store:
@@ -85,6 +115,30 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._lock_fd is not None:
+            self._lock_fd = None
+            self._close_lock_fd()
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """Exclusive between processes; call it holding `_write_lock`."""
+        if self._lock_fd is None and self._lock_path is not None:
+            try:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                self._lock_path = None  # e.g. a read-only directory: go without
+            else:
+                self._close_lock_fd = weakref.finalize(self, os.close, self._lock_fd)
+        if self._lock_fd is None:
+            yield
+            return
+        import fcntl
+
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     # -- transactions ---------------------------------------------------------------
 
@@ -99,7 +153,8 @@ class Store:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
             return
-        with self._write_lock, self.engine.connect() as conn:
+        # Connection first, then the lock: the lock is held only for the transaction.
+        with self.engine.connect() as conn, self._write_lock, self._file_lock():
             conn.execution_options(jitkube_write=True)
             with conn.begin():
                 yield conn
@@ -117,11 +172,11 @@ class Store:
 
     def create_session(self, values: Mapping[str, Any]) -> None:
         with self.write() as conn:
-            conn.execute(m.sessions.insert().values(**values))
+            conn.execute(_INSERT_SESSION, dict(values))
 
     def get_session(self, session_id: str) -> Row | None:
         with self.read() as conn:
-            row = conn.execute(sa.select(m.sessions).where(m.sessions.c.id == session_id)).first()
+            row = conn.execute(_GET_SESSION, {"session_id": session_id}).first()
         return dict(row._mapping) if row else None
 
     def transition_session(
@@ -141,13 +196,13 @@ class Store:
     ) -> None:
         with self.write() as conn:
             conn.execute(
-                m.sessions.update()
-                .where(m.sessions.c.id == session_id)
-                .values(
-                    credentials=blob,
-                    credentials_expire_at=expire_at,
-                    assumed_role_arn=assumed_role_arn,
-                )
+                _SET_CREDENTIALS,
+                {
+                    "session_id": session_id,
+                    "blob": blob,
+                    "expire_at": expire_at,
+                    "arn": assumed_role_arn,
+                },
             )
 
     def expire_sessions(self, now: float) -> int:
@@ -490,7 +545,11 @@ def create_engine(url: str, *, schema: str | None = None) -> sa.Engine:
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=StaticPool if memory else None,
+            **(
+                {"poolclass": StaticPool}
+                if memory
+                else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
+            ),
         )
 
         @event.listens_for(engine, "connect")

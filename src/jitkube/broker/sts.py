@@ -25,6 +25,7 @@ from jitkube.errors import ConfigError
 
 log = logging.getLogger("jitkube.broker")
 
+STS_POOL_CONNECTIONS = 40
 _SESSION_NAME_RE = re.compile(r"[^\w+=,.@-]")
 _TAG_VALUE_RE = re.compile(r"[^\w\s.:/=+\-@]")
 
@@ -70,9 +71,16 @@ class Boto3CredentialIssuer:
         session: Any | None = None,
     ) -> None:
         import boto3  # only the broker needs boto3
+        from botocore.config import Config
 
+        # One client for the app's life (clients are thread-safe and costly to build),
+        # with a connection pool as large as the thread pool that calls it: botocore's
+        # default of 10 makes concurrent AssumeRole calls open (and drop) connections.
         self._client = (session or boto3.session.Session()).client(
-            "sts", region_name=region, endpoint_url=endpoint_url
+            "sts",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=Config(max_pool_connections=STS_POOL_CONNECTIONS),
         )
 
     def assume_role(self, request: AssumeRoleRequest) -> AwsCredentials:
@@ -123,8 +131,16 @@ class CredentialVault:
     def __init__(self, keys: list[bytes], *, ephemeral: bool = False) -> None:
         if not keys:
             raise ValueError("at least one key")
+        self._keys = list(keys)
         self._fernet = MultiFernet([Fernet(k) for k in keys])
         self.ephemeral = ephemeral
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled only to hand the same keys to `broker serve --workers` processes.
+        return (_restore_vault, (self._keys, self.ephemeral))
+
+    def __repr__(self) -> str:  # keys stay out of logs and tracebacks
+        return f"CredentialVault(keys={len(self._keys)}, ephemeral={self.ephemeral})"
 
     @classmethod
     def from_settings(
@@ -184,3 +200,7 @@ class CredentialVault:
             expiration=float(data["e"]),
             assumed_role_arn=data.get("r", ""),
         )
+
+
+def _restore_vault(keys: list[bytes], ephemeral: bool) -> CredentialVault:
+    return CredentialVault(keys, ephemeral=ephemeral)

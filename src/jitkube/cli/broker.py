@@ -35,12 +35,20 @@ def broker_app(env: Environment) -> typer.Typer:
         tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (chain).")] = None,
         tls_key: Annotated[Path | None, typer.Option(help="PEM private key.")] = None,
         log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+        workers: Annotated[
+            int,
+            typer.Option(
+                help="Worker processes sharing the socket and the database (1-64); "
+                "rate limits apply per worker."
+            ),
+        ] = 1,
     ) -> None:
         """Serve the broker API until interrupted (prints the listening URL first)."""
         from jitkube.broker.server import ServeOptions
         from jitkube.broker.server import serve as run
 
-        run(ServeOptions(config, host, port, tls_cert, tls_key, log_level), announce=env.stdout)
+        options = ServeOptions(config, host, port, tls_cert, tls_key, log_level, workers)
+        run(options, announce=env.stdout)
 
     return group
 

@@ -1,0 +1,182 @@
+"""`jitkube broker serve --workers N`: several real uvicorn processes on one socket.
+
+What must hold across worker processes: one database, one credential key (even an
+ephemeral one: credentials sealed by one worker open in another, without a new AssumeRole),
+and `/metrics` that adds up every worker, also the ones that died and were replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from broker_harness import StsHandle, broker_config_dict
+
+from jitkube.broker.server import READY_PREFIX
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@dataclass
+class Supervisor:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def workers(self) -> set[int]:
+        """Pids of the live worker processes (uvicorn spawns them with multiprocessing)."""
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            if parent == self.proc.pid and b"spawn_main" in cmdline:
+                found.add(int(entry.name))
+        return found
+
+    def stop(self) -> None:
+        """SIGTERM: the supervisor stops its workers; kill whatever is left after that."""
+        left = self.workers()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path, sandbox_idp: Any, broker_sts: StsHandle) -> Iterator[Supervisor]:
+    data = broker_config_dict()
+    data["oidc"].update(
+        issuer=sandbox_idp.idp.issuer, ca_bundle=str(sandbox_idp.ca_bundle), audience=["jitkube"]
+    )
+    data["storage"] = {"url": f"sqlite:///{tmp_path / 'broker.db'}"}
+    data["aws"] = {"region": "us-east-1", "sts_endpoint_url": broker_sts.emulator.url}
+    config = tmp_path / "broker.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JITKUBE_BROKER_ENCRYPTION_KEY", "PROMETHEUS_MULTIPROC_DIR")
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID=broker_sts.key_id,
+        AWS_SECRET_ACCESS_KEY=broker_sts.secret,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
+        TMPDIR=str(tmp_path),  # the metrics directory goes here
+    )
+    log = tmp_path / "broker.log"
+    with log.open("wb") as stderr:
+        command = [sys.executable, "-m", "jitkube", "broker", "serve", "--config", str(config)]
+        proc = subprocess.Popen(
+            [*command, "--port", "0", "--workers", "2"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    running = Supervisor(line.strip()[len(READY_PREFIX) :], proc)
+    try:
+        assert line.startswith(READY_PREFIX), log.read_text(errors="replace")[-2000:]
+        # The socket listens before the announcement: this waits for a worker to answer.
+        assert requests.get(running.url + "/healthz", timeout=60).status_code == 200
+        yield running
+    finally:
+        running.stop()
+    assert not list(tmp_path.glob("jitkube-broker-metrics-*")), "metrics directory left behind"
+
+
+def _ci_token(sandbox_idp: Any) -> str:
+    response = requests.post(
+        sandbox_idp.idp.token_endpoint,
+        data={"grant_type": "client_credentials", "scope": "openid"},
+        auth=("jitkube-ci", sandbox_idp.ci_client_secret),
+        verify=str(sandbox_idp.ca_bundle),
+        timeout=10,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def _wait_for_new_workers(supervisor: Supervisor, old: set[int], count: int) -> set[int]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = supervisor.workers()
+        if len(now) == count and not now & old:
+            return now
+        time.sleep(0.1)
+    raise AssertionError(f"the supervisor did not replace workers {old}")
+
+
+def test_replaced_workers_serve_sessions_of_the_old_ones_with_the_shared_ephemeral_key(
+    supervisor: Supervisor, sandbox_idp: Any, broker_sts: StsHandle
+) -> None:
+    first = supervisor.workers()
+    assert len(first) == 2
+    auth = {"Authorization": f"Bearer {_ci_token(sandbox_idp)}"}
+    body = {"role": "deployer", "cluster": "prod", "ttl": "15m", "reason": "workers"}
+    created = []
+    for _ in range(4):
+        answer = requests.post(supervisor.url + "/v1/sessions", json=body, headers=auth, timeout=30)
+        assert answer.status_code == 201, answer.text
+        created.append(answer.json())
+    ours = {f"jitkube-{c['session']['id']}" for c in created}
+    assumed = [c for c in broker_sts.emulator.assume_role_calls if c.role_session_name in ours]
+    assert len(assumed) == 4
+
+    # Every worker that created those sessions dies; new processes take over.
+    for pid in first:
+        os.kill(pid, signal.SIGKILL)
+    _wait_for_new_workers(supervisor, first, 2)
+
+    for c in created:
+        token = requests.post(
+            f"{supervisor.url}/v1/sessions/{c['session']['id']}/eks-token",
+            headers={"Authorization": f"Bearer {c['session_token']}"},
+            timeout=30,
+        )
+        assert token.status_code == 200, token.text
+        assert token.json()["token"].startswith("k8s-aws-v1.")
+    # The new workers opened the sealed credentials: same key, no second AssumeRole.
+    again = [c for c in broker_sts.emulator.assume_role_calls if c.role_session_name in ours]
+    assert len(again) == 4
+
+    metrics = requests.get(supervisor.url + "/metrics", timeout=30).text
+    # Counted by the dead workers and by the new ones, added up.
+    assert 'jitkube_broker_sessions_total{outcome="active"} 4.0' in metrics
+    assert "jitkube_broker_eks_tokens_total 4.0" in metrics
+    assert 'jitkube_broker_assume_role_total{result="ok"} 4.0' in metrics
+
+
+def test_workers_must_be_a_sane_number(tmp_path: Path) -> None:
+    from jitkube.broker.server import ServeOptions, serve
+    from jitkube.errors import ConfigError
+
+    config = tmp_path / "broker.yaml"
+    config.write_text(yaml.safe_dump(broker_config_dict()), encoding="utf-8")
+    for workers in (0, 65):
+        with pytest.raises(ConfigError, match="--workers must be between 1 and 64"):
+            serve(ServeOptions(config, port=0, workers=workers))
