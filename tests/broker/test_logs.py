@@ -150,3 +150,24 @@ def test_each_request_gets_one_line_with_caller_status_and_request_id(
     everything = "\n".join(request_lines)
     for secret in (auth["Authorization"].split()[1], token, eks.json()["token"], "c2VjcmV0"):
         assert secret not in everything
+
+
+def test_a_refused_request_logs_why_without_the_token(
+    broker: Broker, request_lines: list[str]
+) -> None:
+    """The request line says 401; the operator also needs the reason (a wrong audience,
+    an expired token) — and never the token itself."""
+    token = broker.issuer.token("alice", aud="another-api")
+    refused = broker.client.get("/v1/sessions", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401
+    reasons = [
+        json.loads(line)
+        for line in request_lines
+        if json.loads(line)["logger"] != REQUEST_LOGGER and "refused" in line
+    ]
+    assert len(reasons) == 1, request_lines
+    assert reasons[0]["level"] == "warning"
+    assert reasons[0]["message"] == (
+        "GET /v1/sessions refused: unauthorized: token is for another audience"
+    )
+    assert token not in "\n".join(request_lines)

@@ -463,3 +463,33 @@ def test_bad_config_exits_64_naming_the_field(tmp_path: Path) -> None:
     assert result.returncode == 64
     assert "oidc" in result.stderr.decode()
     assert "Traceback" not in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sqlite:////nonexistent-dir/jitkube/broker.db", "sqlite:////nonexistent-dir"),
+        (
+            "postgresql+psycopg://jitkube:hunter2-secret@127.0.0.1:9/none",
+            "postgresql+psycopg://jitkube:***@127.0.0.1:9/none",
+        ),
+    ],
+)
+def test_a_database_that_cannot_be_opened_is_a_config_error_without_its_password(
+    tmp_path: Path, url: str, shown: str
+) -> None:
+    data = broker_config_dict()
+    data["storage"] = {**data.get("storage", {}), "url": url}
+    config = tmp_path / "broker.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = subprocess.run(
+        [*RUNNER, "serve", "--config", str(config), "--port", "0"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 64, err
+    assert f"cannot open the database {shown}" in err
+    assert "hunter2" not in err
+    assert "Traceback" not in err

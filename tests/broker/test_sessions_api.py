@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -390,8 +393,36 @@ def test_an_sts_refusal_is_a_502_and_grants_nothing(
     response = _request(made)
     assert response.status_code == 502
     assert response.json()["code"] == "sts_unavailable"
+    # The operator's next step is in the answer: which role, what STS said.
+    assert "arn:aws:iam::123456789012:role/does-not-exist" in response.json()["detail"]
     assert store.list_sessions() == []
     store.close()
+
+
+def test_a_broker_without_aws_credentials_says_so(tmp_path: Any, broker_sts: Any) -> None:
+    """Not "STS unreachable": the broker reached nothing, it had no identity to sign with."""
+    script = (
+        "from jitkube.broker.sts import AssumeRoleRequest, Boto3CredentialIssuer, StsError\n"
+        f"issuer = Boto3CredentialIssuer('us-east-1', {broker_sts.emulator.url!r})\n"
+        "request = AssumeRoleRequest('arn:aws:iam::123456789012:role/jitkube-viewer',"
+        " 'jitkube-x', 'alice', {}, 900)\n"
+        "try:\n"
+        "    issuer.assume_role(request)\n"
+        "except StsError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the broker has no AWS credentials" in done.stdout.decode()
 
 
 def test_sessions_longer_than_an_hour_assume_for_an_hour_and_renew(broker: Broker) -> None:

@@ -152,8 +152,20 @@ def create_app(
     # -- errors --------------------------------------------------------------------
 
     @app.exception_handler(BrokerError)
-    async def _broker_error(_: Request, exc: BrokerError) -> JSONResponse:
-        return problem_response(exc)
+    async def _broker_error(request: Request, exc: BrokerError) -> JSONResponse:
+        response = problem_response(exc)
+        # Why a request was refused, for the operator: the request line alone ("POST
+        # /v1/sessions 401") says nothing of a wrong audience or missing AWS credentials.
+        # Details are written for the caller and carry no token (logs.py redacts anyway).
+        if response.status_code >= 500 or response.status_code in (401, 403):
+            log.warning(
+                "%s %s refused: %s: %s",
+                request.method,
+                request.url.path,
+                exc.code,
+                exc.detail,
+            )
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

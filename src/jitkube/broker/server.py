@@ -62,6 +62,25 @@ MAX_WORKERS = 64
 _BACKLOG = 2048
 
 
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """The store, or a ConfigError naming the database (never its password) and why."""
+    import sqlalchemy as sa
+
+    try:
+        return Store.open(url, migrate=migrate)
+    except (sa.exc.OperationalError, sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        try:
+            shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        except sa.exc.ArgumentError:
+            shown = "storage.url"
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        raise ConfigError(
+            f"cannot open the database {shown}: {reason}",
+            hint="check storage.url in broker.yaml: a SQLite file's directory must exist "
+            "and be writable; a PostgreSQL server must accept the connection",
+        ) from None
+
+
 def _build_app(
     options: ServeOptions, *, vault: CredentialVault | None = None, migrate: bool = True
 ) -> tuple[FastAPI, Store]:
@@ -70,7 +89,7 @@ def _build_app(
     from jitkube.broker.metrics import BrokerMetrics
 
     settings = load_config(options.config)
-    store = Store.open(settings.storage.url, migrate=migrate)
+    store = open_store(settings.storage.url, migrate=migrate)
     metrics = BrokerMetrics(multiprocess_dir=os.environ.get(PROMETHEUS_MULTIPROC_ENV))
     app = create_app(settings, store, vault=vault, metrics=metrics)
     # Look clusters up in EKS now, so a typo shows in the log at start. A failure is logged,
@@ -123,7 +142,7 @@ def serve(options: ServeOptions, announce: TextIO = sys.stdout) -> None:
     else:
         from jitkube.broker.sts import CredentialVault
 
-        Store.open(settings.storage.url).close()  # migrate once, before any worker starts
+        open_store(settings.storage.url).close()  # migrate once, before any worker starts
         # Made here so that all workers share one key, even an ephemeral one.
         target = _WorkerApp(options, CredentialVault.from_settings(settings.storage))
     family = socket.AF_INET6 if ":" in options.host else socket.AF_INET

@@ -84,7 +84,7 @@ class Boto3CredentialIssuer:
         )
 
     def assume_role(self, request: AssumeRoleRequest) -> AwsCredentials:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
             answer = self._client.assume_role(
@@ -96,7 +96,18 @@ class Boto3CredentialIssuer:
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "Unknown")
-            raise StsError(f"STS AssumeRole refused: {code}") from None
+            hint = (
+                ": the role's trust policy must let the broker's AWS identity assume it "
+                "and set SourceIdentity and session tags (examples/iam/)"
+                if code == "AccessDenied"
+                else ""
+            )
+            raise StsError(f"STS refused AssumeRole of {request.role_arn}: {code}{hint}") from None
+        except NoCredentialsError:
+            raise StsError(
+                "the broker has no AWS credentials to call STS with: give its process an "
+                "AWS identity (instance or pod role, AWS_* variables or a profile)"
+            ) from None
         except BotoCoreError as exc:
             raise StsError(f"STS unreachable ({exc.__class__.__name__})") from None
         creds = answer["Credentials"]
