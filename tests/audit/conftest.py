@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from audit_harness import BrokerProcess, broker_config, start_broker
 
 from fixtures.idp import SandboxIdPInfo, device_login
@@ -41,15 +40,7 @@ def running_broker(broker_yaml: Path) -> Iterator[BrokerProcess]:
 @pytest.fixture
 def ci_token(sandbox_idp: SandboxIdPInfo) -> str:
     """An access token of the CI client (client credentials) — what a pipeline ships with."""
-    response = requests.post(
-        sandbox_idp.idp.token_endpoint,
-        data={"grant_type": "client_credentials", "scope": "openid"},
-        auth=("jitkube-ci", sandbox_idp.ci_client_secret),
-        verify=str(sandbox_idp.ca_bundle),
-        timeout=10,
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
+    return sandbox_idp.ci_token()
 
 
 @pytest.fixture

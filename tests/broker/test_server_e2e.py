@@ -118,24 +118,12 @@ def running_broker(broker_env: tuple[Path, dict[str, str]]) -> Iterator[BrokerPr
         process.kill()
 
 
-def ci_token(sandbox_idp: Any) -> str:
-    response = requests.post(
-        sandbox_idp.idp.token_endpoint,
-        data={"grant_type": "client_credentials", "scope": "openid"},
-        auth=("jitkube-ci", sandbox_idp.ci_client_secret),
-        verify=str(sandbox_idp.ca_bundle),
-        timeout=10,
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
 def test_ci_gets_a_session_and_a_working_eks_token_from_a_real_broker(
     running_broker: BrokerProcess, sandbox_idp: Any, broker_sts: StsHandle
 ) -> None:
     url = running_broker.url
     assert requests.get(url + "/v1/client-config", timeout=5).json()["client_id"] == "jitkube-cli"
-    auth = {"Authorization": f"Bearer {ci_token(sandbox_idp)}"}
+    auth = {"Authorization": f"Bearer {sandbox_idp.ci_token()}"}
     created = requests.post(
         url + "/v1/sessions",
         json={"role": "deployer", "cluster": "prod", "ttl": "15m", "reason": "deploy 42"},
@@ -189,7 +177,7 @@ def test_the_broker_logs_json_lines_without_any_token_or_credential(
     process = start_broker(config, env, args=("--log-level", "debug"))
     url = process.url
     try:
-        oidc_token = ci_token(sandbox_idp)
+        oidc_token = sandbox_idp.ci_token()
         auth = {"Authorization": f"Bearer {oidc_token}"}
         created = requests.post(
             url + "/v1/sessions",
@@ -266,7 +254,7 @@ def test_no_acknowledged_audit_event_is_lost_when_the_broker_is_sigkilled(
 ) -> None:
     config, env = broker_env
     process = start_broker(config, env)
-    auth = {"Authorization": f"Bearer {ci_token(sandbox_idp)}"}
+    auth = {"Authorization": f"Bearer {sandbox_idp.ci_token()}"}
     acked: list[str] = []
     attempted_up_to = 0
     stop = threading.Event()

@@ -109,18 +109,6 @@ def supervisor(tmp_path: Path, sandbox_idp: Any, broker_sts: StsHandle) -> Itera
     assert not list(tmp_path.glob("jitkube-broker-metrics-*")), "metrics directory left behind"
 
 
-def _ci_token(sandbox_idp: Any) -> str:
-    response = requests.post(
-        sandbox_idp.idp.token_endpoint,
-        data={"grant_type": "client_credentials", "scope": "openid"},
-        auth=("jitkube-ci", sandbox_idp.ci_client_secret),
-        verify=str(sandbox_idp.ca_bundle),
-        timeout=10,
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
-
-
 def _wait_for_new_workers(supervisor: Supervisor, old: set[int], count: int) -> set[int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -136,7 +124,7 @@ def test_replaced_workers_serve_sessions_of_the_old_ones_with_the_shared_ephemer
 ) -> None:
     first = supervisor.workers()
     assert len(first) == 2
-    auth = {"Authorization": f"Bearer {_ci_token(sandbox_idp)}"}
+    auth = {"Authorization": f"Bearer {sandbox_idp.ci_token()}"}
     body = {"role": "deployer", "cluster": "prod", "ttl": "15m", "reason": "workers"}
     created = []
     for _ in range(4):
