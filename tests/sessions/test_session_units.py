@@ -344,19 +344,22 @@ def test_the_waiting_line_says_who_was_asked() -> None:
     assert "a reviewer in group reviewers" in waiting_line(voted)
 
 
+PENDING_COMMAND = {
+    "id": "cmd_1",
+    "requester": "alice",
+    "argv": ["delete", "deployment", "checkout-service-with-a-long-name", "-n", "prod"],
+    "cluster": "prod",
+    "namespace": "prod",
+    "risk": "destructive",
+    "reasons": ["deletes objects", "[bold]protected[/bold] namespace prod"],
+    "created_at": "2030-03-17T17:46:40Z",
+}
+
+
 def test_the_approvals_table_fits_100_columns_and_shows_commands_whole() -> None:
     from jitkube.cli.sessions import render_approvals
 
-    command = {
-        "id": "cmd_1",
-        "requester": "alice",
-        "argv": ["delete", "deployment", "checkout-service-with-a-long-name", "-n", "prod"],
-        "cluster": "prod",
-        "namespace": "prod",
-        "risk": "destructive",
-        "reasons": ["deletes objects", "[bold]protected[/bold] namespace prod"],
-        "created_at": "2030-03-17T17:46:40Z",
-    }
+    command = PENDING_COMMAND
     session = {**SESSION_VIEW, "owner": {"email": "alice@example.test"}, "created_at": None}
     text = _render(render_approvals([session], [command], 1_900_000_000.0 + 60))
     lines = text.splitlines()
@@ -377,14 +380,9 @@ def test_on_an_80_column_terminal_approvals_are_listed_without_folding_words() -
     from jitkube.cli.sessions import render_approvals
 
     command = {
-        "id": "cmd_1",
+        **PENDING_COMMAND,
         "requester": "alice@example.test",
         "argv": ["delete", "pod", "worker-0", "-n", "prod"],
-        "cluster": "prod",
-        "namespace": "prod",
-        "risk": "destructive",
-        "reasons": ["deletes objects", "[bold]protected[/bold] namespace prod"],
-        "created_at": "2030-03-17T17:46:40Z",
     }
     session = {**SESSION_VIEW, "owner": {"email": "alice@example.test"}, "created_at": None}
     text = _render(render_approvals([session], [command], 1_900_000_000.0 + 60, 80), width=80)
