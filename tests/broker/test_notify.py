@@ -1,8 +1,10 @@
-"""Webhook notifications: Slack-compatible bodies, retries, and never on the request path."""
+"""Webhook notifications: Slack-compatible bodies, retries, a durable outbox shared by
+every process on the database, and never on the request path."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,17 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from broker_harness import FakeClock, make_broker
+import sqlalchemy as sa
+from broker_harness import POSTGRES_URL, FakeClock, broker_config_dict, make_broker
 
-from jitkube.broker.config import WebhookSettings
-from jitkube.broker.notify import WebhookNotifier
+from jitkube.broker import migrations as m
+from jitkube.broker.config import WebhookSettings, parse_config
+from jitkube.broker.metrics import BrokerMetrics
+from jitkube.broker.notify import WebhookNotifier, hook_key
 from jitkube.broker.store import Store
 
 
 class Hook:
-    """A loopback webhook receiver that answers a scripted list of statuses."""
+    """A loopback webhook receiver that answers a scripted list of statuses.
 
-    def __init__(self, statuses: list[int], delay: float = 0.0) -> None:
+    With `port`, it listens on that port (a receiver that comes back where it was).
+    """
+
+    def __init__(self, statuses: list[int], delay: float = 0.0, port: int = 0) -> None:
         self.statuses = statuses
         self.delay = delay
         self.bodies: list[dict[str, Any]] = []
@@ -40,7 +48,8 @@ class Hook:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -49,12 +58,19 @@ class Hook:
         self.server.server_close()
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on (until a test starts a receiver there)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
 def hook_factory() -> Iterator[Any]:
     hooks: list[Hook] = []
 
-    def make(statuses: list[int], delay: float = 0.0) -> Hook:
-        hooks.append(Hook(statuses, delay))
+    def make(statuses: list[int], delay: float = 0.0, port: int = 0) -> Hook:
+        hooks.append(Hook(statuses, delay, port))
         return hooks[-1]
 
     yield make
@@ -62,9 +78,42 @@ def hook_factory() -> Iterator[Any]:
         hook.close()
 
 
-def _payload() -> dict[str, Any]:
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def notifiers() -> Iterator[list[WebhookNotifier]]:
+    """Notifiers made by a test; their delivery threads are stopped afterwards."""
+    made: list[WebhookNotifier] = []
+    yield made
+    for notifier in made:
+        notifier.stop()
+
+
+def _notifier(
+    made: list[WebhookNotifier],
+    hooks: list[WebhookSettings],
+    store: Store,
+    *,
+    start: bool = True,
+    **options: Any,
+) -> WebhookNotifier:
+    options.setdefault("backoff_seconds", 0.01)
+    options.setdefault("poll_seconds", 0.05)
+    notifier = WebhookNotifier(hooks, store, **options)
+    made.append(notifier)
+    if start:
+        notifier.start()
+    return notifier
+
+
+def _payload(n: int = 1) -> dict[str, Any]:
     return {
-        "id": "ses_1",
+        "id": f"ses_{n}",
         "requester": "alice@example.test",
         "role": "admin",
         "cluster": "prod",
@@ -73,9 +122,29 @@ def _payload() -> dict[str, Any]:
     }
 
 
-def test_slack_webhook_gets_text_and_is_retried_on_server_errors(hook_factory: Any) -> None:
+def _rows(store: Store) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        query = sa.select(m.notifications).order_by(m.notifications.c.id)
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+# -- what reaches the receiver ---------------------------------------------------------
+
+
+def test_slack_webhook_gets_text_and_is_retried_on_server_errors(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
     hook = hook_factory([500, 503, 200])
-    notifier = WebhookNotifier([WebhookSettings(url=hook.url)], backoff_seconds=0.01)
+    notifier = _notifier(notifiers, [WebhookSettings(url=hook.url)], sqlite_store)
     notifier.notify("session.requested", _payload())
     assert notifier.join(5)
     assert notifier.delivered == 1
@@ -84,49 +153,349 @@ def test_slack_webhook_gets_text_and_is_retried_on_server_errors(hook_factory: A
     assert "alice@example.test" in text
     assert "*admin*" in text
     assert "INC-1" in text
+    [row] = _rows(sqlite_store)
+    assert (row["attempts"], row["failed_at"], row["last_error"]) == (3, None, None)
+    assert row["delivered_at"] is not None
 
 
-def test_client_errors_are_not_retried_and_attempts_are_bounded(hook_factory: Any) -> None:
+def test_client_errors_are_not_retried_and_attempts_are_bounded(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
     rejecting = hook_factory([400])
     failing = hook_factory([500] * 10)
-    notifier = WebhookNotifier(
+    notifier = _notifier(
+        notifiers,
         [WebhookSettings(url=rejecting.url), WebhookSettings(url=failing.url, max_attempts=3)],
-        backoff_seconds=0.01,
+        sqlite_store,
     )
     notifier.notify("session.requested", _payload())
     assert notifier.join(5)
     assert (len(rejecting.bodies), len(failing.bodies), notifier.failed) == (1, 3, 2)
 
 
-def test_json_webhooks_get_the_event_and_filters_apply(hook_factory: Any) -> None:
+def test_json_webhooks_get_the_event_and_filters_apply(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
     hook = hook_factory([])
-    notifier = WebhookNotifier(
-        [WebhookSettings(url=hook.url, format="json", events=("session.break_glass",))]
+    notifier = _notifier(
+        notifiers,
+        [WebhookSettings(url=hook.url, format="json", events=("session.break_glass",))],
+        sqlite_store,
     )
     notifier.notify("session.requested", _payload())
     notifier.notify("session.break_glass", _payload())
     assert notifier.join(5)
     assert [b["event"] for b in hook.bodies] == ["session.break_glass"]
     assert hook.bodies[0]["cluster"] == "prod"
+    assert len(_rows(sqlite_store)) == 1  # no row at all for an event nobody subscribes to
 
 
-def test_an_unreachable_webhook_never_slows_the_api(
+@pytest.mark.slow
+def test_a_slow_webhook_never_slows_the_api(
     hook_factory: Any, tmp_path: Path, real_clock: FakeClock, broker_sts: Any
 ) -> None:
-    slow = hook_factory([], delay=2.0)
-    notifier = WebhookNotifier([WebhookSettings(url=slow.url, timeout_seconds=5)])
+    """The receiver takes 5 s per post; the API call that notifies returns at once."""
+    slow = hook_factory([], delay=5.0)
     store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    notifier = WebhookNotifier([WebhookSettings(url=slow.url, timeout_seconds=10)], store)
     made = make_broker(store, real_clock, broker_sts, notifier=notifier)
-    start = time.monotonic()
-    response = made.client.post(
-        "/v1/sessions",
-        json={"role": "admin", "cluster": "prod", "ttl": 900, "reason": "INC-2"},
-        headers=made.auth(),
+    try:
+        with made.client:  # the lifespan starts (and stops) the delivery thread
+            for n in range(2):  # the second while the thread is busy with the first
+                start = time.monotonic()
+                response = made.client.post(
+                    "/v1/sessions",
+                    json={"role": "admin", "cluster": "prod", "ttl": 900, "reason": f"INC-{n}"},
+                    headers=made.auth(),
+                )
+                elapsed = time.monotonic() - start
+                assert response.status_code == 202
+                assert elapsed < 1.0, elapsed
+            assert notifier.join(30)
+        assert sorted(b["text"].split("reason: ")[1][:5] for b in slow.bodies) == [
+            "INC-0",
+            "INC-1",
+        ]
+    finally:
+        store.close()
+
+
+# -- durability ---------------------------------------------------------------------------
+
+
+def test_a_notification_stored_while_the_receiver_is_down_arrives_when_it_is_back(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    notifier = _notifier(
+        notifiers, [WebhookSettings(url=url, max_attempts=20, timeout_seconds=2)], sqlite_store
     )
-    elapsed = time.monotonic() - start
-    assert response.status_code == 202
-    assert elapsed < 1.5
+    notifier.notify("session.break_glass", _payload())
+    # Connection refused, then refused again: rescheduled with backoff, not lost.
+    assert _wait_for(lambda: _rows(sqlite_store)[0]["attempts"] >= 2)
+    row = _rows(sqlite_store)[0]
+    assert row["delivered_at"] is None
+    assert row["failed_at"] is None
+    assert row["last_error"] == "ConnectionRefusedError"
+    hook = hook_factory([], port=port)
+    assert notifier.join(15)
+    assert len(hook.bodies) == 1
+    assert "BREAK-GLASS" in hook.bodies[0]["text"]
+
+
+def test_rows_survive_a_notifier_that_never_ran(
+    hook_factory: Any, tmp_path: Path, notifiers: list[WebhookNotifier]
+) -> None:
+    """Stored by one process (which then went away), sent by the next one to start."""
+    hook = hook_factory([])
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    first_store = Store.open(url)
+    first = _notifier(notifiers, [WebhookSettings(url=hook.url)], first_store, start=False)
+    first.notify("session.requested", _payload())
+    first_store.close()
+    second_store = Store.open(url)
+    try:
+        second = _notifier(notifiers, [WebhookSettings(url=hook.url)], second_store)
+        assert second.join(5)
+        assert len(hook.bodies) == 1
+    finally:
+        second.stop()
+        second_store.close()
+
+
+def test_a_crashed_senders_lease_expires_and_another_process_sends(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
+    hook = hook_factory([])
+    settings = [WebhookSettings(url=hook.url)]
+    notifier = _notifier(notifiers, settings, sqlite_store, start=False)
+    notifier.notify("session.requested", _payload())
+    [(row_id, _)] = sqlite_store.due_notifications([hook_key(settings[0])], time.time())
+    # A sender claims the row and dies before posting (no settle).
+    now = time.time()
+    assert sqlite_store.claim_notification(row_id, now, now + 3.0) is not None
+    assert sqlite_store.claim_notification(row_id, now, now + 3.0) is None  # leased
+    notifier.start()
+    time.sleep(1.0)
+    assert hook.bodies == []  # nobody sends while the lease holds
+    assert notifier.join(10)
+    assert len(hook.bodies) == 1
+    assert _rows(sqlite_store)[0]["attempts"] == 2  # the crashed attempt counts
+
+
+def test_a_receiver_that_does_not_speak_http_is_retried_then_given_up(
+    sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    connections: list[int] = []
+
+    def answer_garbage() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                connections.append(1)
+                conn.sendall(b"garbage\r\n\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    try:
+        notifier = _notifier(notifiers, [WebhookSettings(url=url, max_attempts=3)], sqlite_store)
+        notifier.notify("session.requested", _payload())
+        assert notifier.join(5)
+        [row] = _rows(sqlite_store)
+        assert (row["attempts"], row["last_error"]) == (3, "BadStatusLine")
+        assert row["failed_at"] is not None
+        assert len(connections) == 3
+    finally:
+        server.close()
+
+
+def test_a_dead_webhook_does_not_hold_up_the_others(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
+    healthy = hook_factory([])
+    dead = WebhookSettings(url=f"http://127.0.0.1:{free_port()}/hook", max_attempts=20)
+    notifier = _notifier(
+        notifiers, [dead, WebhookSettings(url=healthy.url)], sqlite_store, start=False
+    )
+    for n in range(60):  # more than one pass's batch, the dead webhook's rows first
+        notifier.notify("session.requested", _payload(n))
+    notifier.start()
+    assert _wait_for(lambda: len(healthy.bodies) == 60, timeout=10)
+    assert notifier.pending() == 60  # the dead webhook's, each tried at most a few times
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_processes_on_one_database_send_each_notification_once(
+    backend: str,
+    hook_factory: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    notifiers: list[WebhookNotifier],
+) -> None:
+    hook = hook_factory([])
+    settings = [WebhookSettings(url=hook.url)]
+    if backend == "sqlite":
+        url, schema = f"sqlite:///{tmp_path / 'n.db'}", None
+    else:
+        url, schema = POSTGRES_URL, request.getfixturevalue("postgres_schema")
+    stores = [Store.open(url, schema=schema) for _ in range(2)]  # separate pools, like processes
+    try:
+        senders = [_notifier(notifiers, settings, s, poll_seconds=0.01) for s in stores]
+        for n in range(40):
+            senders[n % 2].notify("session.requested", _payload(n))
+        assert all(s.join(20) for s in senders)
+        texts = [b["text"] for b in hook.bodies]
+        assert len(texts) == 40
+        assert len(set(texts)) == 40
+        assert senders[0].delivered + senders[1].delivered == 40
+        assert all(r["attempts"] == 1 for r in _rows(stores[0]))
+    finally:
+        for notifier in notifiers:
+            notifier.stop()
+        for store in stores:
+            store.close()
+
+
+# -- giving up, retention, metrics, config --------------------------------------------------
+
+
+def test_give_up_after_max_attempts_marks_the_row_failed(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
+    failing = hook_factory([503] * 10)
+    metrics = BrokerMetrics()
+    notifier = _notifier(
+        notifiers, [WebhookSettings(url=failing.url, max_attempts=4)], sqlite_store, metrics=metrics
+    )
+    notifier.notify("command.requested", {"id": "cmd_1", "command": "kubectl delete pod x"})
     assert notifier.join(5)
-    assert "INC-2" in slow.bodies[0]["text"]
-    notifier.close()
-    store.close()
+    [row] = _rows(sqlite_store)
+    assert row["failed_at"] is not None
+    assert row["delivered_at"] is None
+    assert (row["attempts"], row["last_error"]) == (4, "HTTP 503")
+    assert len(failing.bodies) == 4
+    assert _wait_for(lambda: "jitkube_broker_notifications_pending 0.0" in _metrics(metrics))
+    text = _metrics(metrics)
+    assert 'jitkube_broker_notifications_total{result="failed"} 1.0' in text
+    assert 'jitkube_broker_notifications_total{result="retried"} 3.0' in text
+
+
+def _metrics(metrics: BrokerMetrics) -> str:
+    return metrics.render().decode()
+
+
+def test_metrics_count_delivered_and_pending(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
+    hook = hook_factory([])
+    metrics = BrokerMetrics()
+    down = f"http://127.0.0.1:{free_port()}/hook"
+    notifier = _notifier(
+        notifiers,
+        [WebhookSettings(url=hook.url), WebhookSettings(url=down, max_attempts=20)],
+        sqlite_store,
+        metrics=metrics,
+        backoff_seconds=60,
+    )
+    notifier.notify("session.requested", _payload())
+    assert _wait_for(lambda: 'result="delivered"} 1.0' in _metrics(metrics))
+    assert _wait_for(lambda: "jitkube_broker_notifications_pending 1.0" in _metrics(metrics))
+
+
+def test_retention_deletes_old_delivered_rows_only(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
+    hook = hook_factory([])
+    clock = FakeClock(start=time.time())
+    settings = [WebhookSettings(url=hook.url)]
+    notifier = _notifier(
+        notifiers, settings, sqlite_store, start=False, clock=clock, retention_seconds=86400
+    )
+    notifier.notify("session.requested", _payload(1))
+    assert notifier.deliver_due() == 1
+    clock.advance(3600)
+    notifier.notify("session.requested", _payload(2))
+    assert notifier.deliver_due() == 1
+    gone = WebhookSettings(url="http://127.0.0.1:9/removed-from-config")
+    sqlite_store.enqueue_notifications(
+        [
+            {
+                "event": "session.requested",
+                "hook": hook_key(gone),
+                "body": "{}",
+                "next_attempt_at": clock(),
+                "created_at": clock(),
+            }
+        ]
+    )
+    notifier.notify("session.requested", _payload(3))  # pending: kept whatever its age
+    clock.advance(86400 - 1800)  # row 1 delivered 24.5 h ago, row 2 23.5 h ago
+    assert notifier.purge() == 1
+    assert [r["id"] for r in _rows(sqlite_store)] == [2, 3, 4]
+    clock.advance(3600)  # the orphan (its webhook is no longer configured) is past retention
+    assert notifier.purge() == 2
+    assert [r["body"].count("ses_3") for r in _rows(sqlite_store)] == [1]
+
+
+def test_retention_is_a_documented_setting() -> None:
+    assert parse_config(broker_config_dict()).notification_retention_seconds == 7 * 86400
+    data = broker_config_dict()
+    data["notifications"] = {"webhooks": [{"url": "https://hooks.test/x"}], "retention": "3d"}
+    assert parse_config(data).notification_retention_seconds == 3 * 86400
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "broker-config.md").read_text()
+    assert "`retention`" in doc
+    assert "at least once" in doc
+
+
+def test_stored_bodies_hold_no_token_or_credential(
+    hook_factory: Any, tmp_path: Path, real_clock: FakeClock, broker_sts: Any
+) -> None:
+    """A session's life through the API, then every stored and received body is read."""
+    hook = hook_factory([])
+    store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    notifier = WebhookNotifier(
+        [WebhookSettings(url=hook.url, format="json"), WebhookSettings(url=hook.url + "/s")],
+        store,
+        poll_seconds=0.05,
+    )
+    made = make_broker(store, real_clock, broker_sts, notifier=notifier)
+    secrets: list[str] = []
+    try:
+        with made.client:
+            created = made.client.post(
+                "/v1/sessions",
+                json={"role": "viewer", "cluster": "prod", "ttl": 900, "reason": "look"},
+                headers=made.auth(),
+            ).json()
+            session_token = created["session_token"]
+            secrets.append(session_token)
+            sid = created["session"]["id"]
+            eks = made.client.post(
+                f"/v1/sessions/{sid}/eks-token", headers=made.session_auth(session_token)
+            ).json()
+            secrets.append(eks["token"])
+            made.client.delete(f"/v1/sessions/{sid}", headers=made.auth())
+            # The notifier also refuses secret fields a future caller might pass.
+            notifier.notify("session.approved", {"id": sid, "session_token": session_token})
+            assert notifier.join(10)
+        with store.read() as conn:
+            token_hash = conn.execute(sa.select(m.sessions.c.token_hash)).scalar_one()
+        stored = " ".join(r["body"] + r["hook"] for r in _rows(store))
+        received = json.dumps(hook.bodies)
+        assert {json.loads(r["body"]).get("event") for r in _rows(store)} >= {
+            "session.activated",
+            "session.revoked",
+        }
+        for secret in [*secrets, token_hash, hook.url]:
+            assert secret not in stored
+            assert secret not in received
+        assert "jks." not in stored
+        assert "k8s-aws-v1." not in stored
+    finally:
+        store.close()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -111,7 +112,30 @@ def create_app(
     if vault is None:
         vault = CredentialVault.from_settings(settings.storage)
     if notifier is None:
-        notifier = WebhookNotifier(settings.webhooks) if settings.webhooks else NullNotifier()
+        notifier = (
+            WebhookNotifier(
+                settings.webhooks,
+                store,
+                clock=clock,
+                metrics=metrics,
+                retention_seconds=settings.notification_retention_seconds,
+            )
+            if settings.webhooks
+            else NullNotifier()
+        )
+    # A webhook notifier's delivery thread runs while the app does (one per process).
+    delivery = notifier if isinstance(notifier, WebhookNotifier) else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if delivery is not None:
+            delivery.start()
+        try:
+            yield
+        finally:
+            if delivery is not None:
+                await run_in_threadpool(delivery.stop)
+
     broker_policy = policy if policy is not None else load_broker_policy(settings)
     policy_snapshot = broker_policy.to_dict()
     clusters = ClusterDirectory(
@@ -141,6 +165,7 @@ def create_app(
         description="Just-in-time EKS sessions, approvals and audit for jitkube.",
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.store = store

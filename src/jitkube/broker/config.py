@@ -137,6 +137,8 @@ class BrokerConfig:
     # Review per-command approvals of every role (besides each role's approver groups).
     command_approver_groups: tuple[str, ...] = ()
     webhooks: tuple[WebhookSettings, ...] = ()
+    # Delivered (and given-up) notifications are deleted from the outbox after this long.
+    notification_retention_seconds: int = 7 * 86400
     storage: StorageSettings = field(default_factory=StorageSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -502,8 +504,10 @@ def parse_config(data: Any, *, base_dir: Path | None = None) -> BrokerConfig:
 
     notifications = root.child("notifications")
     webhooks: tuple[WebhookSettings, ...] = ()
+    retention = BrokerConfig.notification_retention_seconds
     if notifications is not None:
         webhooks = tuple(_webhook(item) for item in _items(notifications, "webhooks"))
+        retention = notifications.duration("retention", retention)
         notifications.done()
 
     ca_bundle = resolve(oidc.ca_bundle)
@@ -520,6 +524,7 @@ def parse_config(data: Any, *, base_dir: Path | None = None) -> BrokerConfig:
         auditor_groups=root.strings("auditor_groups"),
         command_approver_groups=root.strings("command_approver_groups"),
         webhooks=webhooks,
+        notification_retention_seconds=retention,
         storage=storage,
         aws=aws,
         limits=limits,

@@ -8,7 +8,7 @@ sees the whole broker.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class BrokerMetrics:
@@ -59,6 +59,21 @@ class BrokerMetrics:
             "Per-command approval requests by broker decision.",
             ["decision"],
             registry=self.registry,
+        )
+
+        self.notifications = Counter(
+            "jitkube_broker_notifications",
+            "Webhook deliveries by result (delivered, retried, failed: given up, dropped: not "
+            "stored).",
+            ["result"],
+            registry=self.registry,
+        )
+        # Read from the shared outbox table, so every worker reports the same number.
+        self.notifications_pending = Gauge(
+            "jitkube_broker_notifications_pending",
+            "Webhook notifications neither delivered nor given up yet.",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
 
     def render(self) -> bytes:

@@ -130,6 +130,32 @@ audit_clients = sa.Table(
     sa.Column("last_seen", sa.Float, nullable=False),
 )
 
+# v3: the webhook outbox, one row per (event, subscribed webhook). `hook` is a digest of
+# the webhook's URL, never the URL (a Slack incoming-webhook URL is a credential); `body`
+# is the rendered payload, which carries no tokens or credentials (notify.py).
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("hook", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("claimed_until", sa.Float, nullable=False, default=0.0),  # a sender's lease
+    sa.Column("delivered_at", sa.Float, nullable=True),
+    sa.Column("failed_at", sa.Float, nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),  # "HTTP 503", an error class
+    sa.Column("created_at", sa.Float, nullable=False),
+    # Due rows (both NULL, by next_attempt_at) and the retention sweep (delivered_at <).
+    sa.Index("ix_notifications_due", "delivered_at", "failed_at", "next_attempt_at"),
+)
+
 V1_TABLES = (
     sessions,
     session_approvals,
@@ -161,8 +187,13 @@ def _v2_command_unmask(conn: sa.Connection) -> None:
     )
 
 
+def _v3_notifications(conn: sa.Connection) -> None:
+    """The `notifications` outbox table (and its index), unless it exists already."""
+    notifications.create(conn, checkfirst=True)
+
+
 Migration = Callable[[sa.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2_command_unmask)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2_command_unmask, _v3_notifications)
 LATEST_VERSION = len(MIGRATIONS)
 
 

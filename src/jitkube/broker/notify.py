@@ -1,24 +1,36 @@
-"""Notifications to webhooks (Slack-compatible or plain JSON), off the request path.
+"""Notifications to webhooks (Slack-compatible or plain JSON), through a database outbox.
 
-`WebhookNotifier.notify()` only enqueues; one daemon thread delivers with retries and
-exponential backoff, so a slow or broken chat service never slows an API call. Events
-are dropped (and counted) when the queue is full rather than blocking requests.
+`WebhookNotifier.notify()` runs on the request path and only INSERTs rows into the
+`notifications` table (one per subscribed webhook, the body already rendered): no network,
+so a slow or broken chat service never slows an API call. A delivery thread per process
+(started and stopped with the app's lifespan) claims due rows with a conditional UPDATE
+(a lease: `claimed_until`), posts them, and marks them delivered, reschedules them with
+exponential backoff (network errors, 429, 5xx) or gives up after the webhook's
+`max_attempts`. Rows survive restarts and crashes; every process and replica on the same
+database delivers from the same table, each row once in normal operation.
+
+Delivery is at least once: a process that dies after a post but before recording it, or
+whose lease runs out mid-post, leaves the row to be sent again once the lease expires.
 """
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import logging
-import queue
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jitkube.broker.config import WebhookSettings
+
+if TYPE_CHECKING:
+    from jitkube.broker.metrics import BrokerMetrics
+    from jitkube.broker.store import Store
 
 log = logging.getLogger("jitkube.broker.notify")
 
@@ -34,6 +46,20 @@ EVENTS = (
     "command.denied",
 )
 
+# Never rendered into a body, whatever a caller passes: bodies are stored and sent to a
+# third-party chat service. (No caller passes them today; this keeps it so.)
+_SECRET_FIELDS = frozenset(
+    {
+        "session_token",
+        "token",
+        "eks_token",
+        "credentials",
+        "access_key_id",
+        "secret_access_key",
+        "aws_session_token",
+    }
+)
+
 
 class Notifier(Protocol):
     def notify(self, event: str, payload: Mapping[str, Any]) -> None: ...
@@ -42,13 +68,6 @@ class Notifier(Protocol):
 class NullNotifier:
     def notify(self, event: str, payload: Mapping[str, Any]) -> None:
         return None
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    hook: WebhookSettings
-    body: bytes
-    attempt: int = 1
 
 
 def render(hook: WebhookSettings, event: str, payload: Mapping[str, Any]) -> bytes:
@@ -80,6 +99,11 @@ def _slack_text(event: str, p: Mapping[str, Any]) -> str:
     return texts.get(event, f"{event}{ref}")
 
 
+def hook_key(hook: WebhookSettings) -> str:
+    """How the outbox names a webhook: a digest of its URL (the URL may hold a secret)."""
+    return hashlib.sha256(hook.url.encode()).hexdigest()
+
+
 Post = Callable[[str, bytes, float], int]
 
 
@@ -94,87 +118,209 @@ def urllib_post(url: str, body: bytes, timeout: float) -> int:
         return int(exc.code)
 
 
+def _error_name(exc: Exception) -> str:
+    """`ConnectionRefusedError`, `TimeoutError`, …: never the message (it may hold the URL)."""
+    reason = getattr(exc, "reason", None)  # urllib wraps the socket's error in URLError
+    return (reason if isinstance(reason, BaseException) else exc).__class__.__name__
+
+
 class WebhookNotifier:
-    """Delivers to every configured webhook that subscribes to the event."""
+    """Stores a row per subscribed webhook in the outbox; its thread delivers them.
+
+    `start()`/`stop()` run the delivery thread (the app's lifespan calls them);
+    `deliver_due()` is one pass, `join()` waits until this notifier's webhooks have
+    nothing left to send (tests, shutdown).
+    """
 
     def __init__(
         self,
         hooks: Sequence[WebhookSettings],
+        store: Store,
         *,
+        clock: Callable[[], float] = time.time,
+        metrics: BrokerMetrics | None = None,
         post: Post = urllib_post,
         backoff_seconds: float = 1.0,
-        max_queue: int = 1000,
-        sleep: Callable[[float], None] = time.sleep,
+        max_backoff_seconds: float = 900.0,
+        poll_seconds: float = 1.0,
+        lease_seconds: float = 60.0,
+        retention_seconds: float = 7 * 86400,
+        purge_every_seconds: float = 3600.0,
+        batch: int = 50,
     ) -> None:
         self._hooks = tuple(hooks)
+        self._store = store
+        self._clock = clock
+        self._metrics = metrics
         self._post = post
         self._backoff = backoff_seconds
-        self._sleep = sleep
-        self._queue: queue.Queue[_Delivery | None] = queue.Queue(maxsize=max_queue)
+        self._max_backoff = max_backoff_seconds
+        self._poll = poll_seconds
+        self._lease = lease_seconds
+        self._retention = retention_seconds
+        self._purge_every = purge_every_seconds
+        self._batch = batch
+        self._by_key: dict[str, WebhookSettings] = {}
+        for hook in self._hooks:
+            self._by_key.setdefault(hook_key(hook), hook)  # same URL twice: the first wins
+        self._keys = tuple(self._by_key)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # What this process did (the metrics count the same; tests read these).
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
 
-    def notify(self, event: str, payload: Mapping[str, Any]) -> None:
-        for hook in self._hooks:
-            if hook.events and event not in hook.events:
-                continue
-            self._ensure_thread()
-            try:
-                self._queue.put_nowait(_Delivery(hook, render(hook, event, payload)))
-            except queue.Full:
-                self.dropped += 1
-                log.warning("notification queue full: dropped %s", event)
+    # -- the request path -------------------------------------------------------------
 
-    def _ensure_thread(self) -> None:
+    def notify(self, event: str, payload: Mapping[str, Any]) -> None:
+        """Store the event for every subscribed webhook. Never posts, never raises."""
+        clean = {k: v for k, v in payload.items() if k not in _SECRET_FIELDS}
+        now = self._clock()
+        rows = [
+            {
+                "event": event,
+                "hook": hook_key(hook),
+                "body": render(hook, event, clean).decode(),
+                "attempts": 0,
+                "next_attempt_at": now,
+                "claimed_until": 0.0,
+                "created_at": now,
+            }
+            for hook in self._hooks
+            if not hook.events or event in hook.events
+        ]
+        if not rows:
+            return
+        try:
+            self._store.enqueue_notifications(rows)
+        except Exception as exc:  # the request itself succeeded: do not fail it now
+            self.dropped += len(rows)
+            self._count("dropped", len(rows))
+            log.error("notification not stored: %s (%s)", event, exc.__class__.__name__)
+            return
+        self._wake.set()
+
+    # -- the delivery thread ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start this process's delivery thread (idempotent)."""
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="jitkube-notify", daemon=True
-                )
-                self._thread.start()
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="jitkube-notify", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the post in flight; undelivered rows stay for the next start."""
+        self._stopping.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
+
+    close = stop
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                self._queue.task_done()
-                return
+        next_purge = 0.0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            busy = False
             try:
-                self._deliver(item)
-            finally:
-                self._queue.task_done()
+                busy = self.deliver_due() >= self._batch
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + self._purge_every
+                    self.purge()
+                if self._metrics is not None:
+                    self._metrics.notifications_pending.set(self._store.pending_notifications())
+            except Exception as exc:  # e.g. the database is briefly unreachable: next round
+                log.warning("notification delivery pass failed: %s", exc.__class__.__name__)
+            if not busy:
+                self._wake.wait(self._poll)
 
-    def _deliver(self, item: _Delivery) -> None:
-        attempt = 1
-        while True:
-            try:
-                status = self._post(item.hook.url, item.body, item.hook.timeout_seconds)
-            except OSError as exc:
-                status, error = 0, exc.__class__.__name__
-            else:
-                error = f"HTTP {status}"
-            if 200 <= status < 300:
-                self.delivered += 1
-                return
-            retryable = status == 0 or status == 429 or status >= 500
-            if not retryable or attempt >= item.hook.max_attempts:
-                self.failed += 1
-                log.warning("webhook delivery failed after %d attempt(s): %s", attempt, error)
-                return
-            self._sleep(self._backoff * 2 ** (attempt - 1))
-            attempt += 1
+    def deliver_due(self) -> int:
+        """One pass: claim and send what is due now, webhook by webhook (a webhook that fails
+        is left for later in this pass, so it cannot hold up the others). Returns how many
+        rows were tried."""
+        tried = 0
+        for key, hook in self._by_key.items():
+            for notification_id, _ in self._store.due_notifications(
+                [key], self._clock(), self._batch
+            ):
+                if self._stopping.is_set():
+                    return tried
+                now = self._clock()
+                # Long enough for the post itself (urllib's timeout is per socket operation).
+                lease = self._lease + 4 * hook.timeout_seconds
+                row = self._store.claim_notification(notification_id, now, now + lease)
+                if row is None:
+                    continue  # another process sends it, or already did
+                tried += 1
+                if not self._attempt(row, hook):
+                    break
+        return tried
+
+    def _attempt(self, row: Mapping[str, Any], hook: WebhookSettings) -> bool:
+        attempt = int(row["attempts"])
+        try:
+            status = self._post(hook.url, str(row["body"]).encode(), hook.timeout_seconds)
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, DNS
+            status, error = 0, _error_name(exc)  # the class name only: retried
+        except Exception as exc:  # e.g. an invalid URL: retrying will not help
+            status, error = -1, exc.__class__.__name__
+        else:
+            error = f"HTTP {status}"
+        now = self._clock()
+        if 200 <= status < 300:
+            self._store.settle_notification(row["id"], {"delivered_at": now, "last_error": None})
+            self.delivered += 1
+            self._count("delivered")
+            return True
+        retryable = status == 0 or status == 429 or status >= 500
+        if not retryable or attempt >= hook.max_attempts:
+            self._store.settle_notification(row["id"], {"failed_at": now, "last_error": error})
+            self.failed += 1
+            self._count("failed")
+            log.warning(
+                "webhook delivery of %s (#%s) given up after %d attempt(s): %s",
+                row["event"],
+                row["id"],
+                attempt,
+                error,
+            )
+            return False
+        delay = min(self._backoff * 2 ** (attempt - 1), self._max_backoff)
+        self._store.settle_notification(
+            row["id"], {"next_attempt_at": now + delay, "last_error": error}
+        )
+        self._count("retried")
+        return False
+
+    def purge(self) -> int:
+        """Retention: delete rows delivered (or given up) more than `retention` ago."""
+        removed = self._store.purge_notifications(self._clock() - self._retention, self._keys)
+        if removed:
+            log.info("notifications purged", extra={"rows": removed})
+        return removed
+
+    def pending(self) -> int:
+        """Rows of this notifier's webhooks neither delivered nor given up."""
+        return self._store.pending_notifications(self._keys)
 
     def join(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued so far was delivered or given up (tests, shutdown)."""
+        """Wait until this notifier's webhooks have nothing pending (tests, shutdown)."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return not self._queue.unfinished_tasks
+        while True:
+            if self.pending() == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            self._wake.set()
+            time.sleep(0.02)
 
-    def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=5)
+    def _count(self, result: str, amount: int = 1) -> None:
+        if self._metrics is not None:
+            self._metrics.notifications.labels(result).inc(amount)

@@ -10,10 +10,11 @@ builds its own app and store on the shared socket (`_WorkerApp`). They share the
 database (SQLite in WAL mode works across processes; writes are serialised by a file
 lock) and the credential-encryption keys (an ephemeral key is made once, here, and
 handed to every worker). Per process, by design: the rate limiter (so a limit is per
-worker; a keep-alive client stays on one worker), the JWKS cache, the cluster directory
-and the webhook queue (each worker delivers the events of the requests it served).
-`/metrics` adds up all workers (prometheus_client's multiprocess mode, in a private
-directory made here and removed at exit).
+worker; a keep-alive client stays on one worker), the JWKS cache and the cluster
+directory. Webhook notifications are not: they wait in the database's outbox table, from
+which every worker's delivery thread sends (each row once; notify.py). `/metrics` adds
+up all workers (prometheus_client's multiprocess mode, in a private directory made here
+and removed at exit).
 """
 
 from __future__ import annotations

@@ -533,6 +533,100 @@ class Store:
             gaps.extend((int(a) + 1, int(b) - 1) for a, b in conn.execute(query))
         return gaps[:limit]
 
+    # -- notifications (the webhook outbox, see notify.py) ------------------------------
+
+    def enqueue_notifications(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert outbox rows (event, hook, body, created_at, next_attempt_at) at once."""
+        if rows:
+            with self.write() as conn:
+                conn.execute(m.notifications.insert(), [dict(r) for r in rows])
+
+    def due_notifications(
+        self, hooks: Sequence[str], now: float, limit: int = 50
+    ) -> list[tuple[int, str]]:
+        """(id, hook) of undelivered rows of these hooks that are due and not leased, oldest
+        first. A hint only: `claim_notification` decides who sends."""
+        n = m.notifications.c
+        query = (
+            sa.select(n.id, n.hook)
+            .where(
+                n.delivered_at.is_(None),
+                n.failed_at.is_(None),
+                n.next_attempt_at <= now,
+                n.claimed_until < now,
+                n.hook.in_(hooks),
+            )
+            .order_by(n.id)
+            .limit(limit)
+        )
+        with self.read() as conn:
+            return [(int(r.id), str(r.hook)) for r in conn.execute(query)]
+
+    def claim_notification(self, notification_id: int, now: float, until: float) -> Row | None:
+        """Lease one due row until `until` and count the attempt; None if it is not due,
+        done, or leased by another sender (a conditional update: one claimant wins)."""
+        n = m.notifications.c
+        with self.write() as conn:
+            claimed = conn.execute(
+                m.notifications.update()
+                .where(
+                    n.id == notification_id,
+                    n.delivered_at.is_(None),
+                    n.failed_at.is_(None),
+                    n.next_attempt_at <= now,
+                    n.claimed_until < now,
+                )
+                .values(claimed_until=until, attempts=n.attempts + 1)
+            ).rowcount
+            if claimed != 1:
+                return None
+            row = conn.execute(sa.select(m.notifications).where(n.id == notification_id)).one()
+        return dict(row._mapping)
+
+    def settle_notification(self, notification_id: int, values: Mapping[str, Any]) -> None:
+        """Record an attempt's outcome (delivered_at, or next_attempt_at / failed_at with
+        last_error) and release the lease."""
+        n = m.notifications.c
+        with self.write() as conn:
+            conn.execute(
+                m.notifications.update()
+                .where(n.id == notification_id, n.delivered_at.is_(None))
+                .values(claimed_until=0.0, **values)
+            )
+
+    def pending_notifications(self, hooks: Sequence[str] | None = None) -> int:
+        """Rows neither delivered nor given up (of these hooks; all hooks when None)."""
+        n = m.notifications.c
+        query = (
+            sa.select(sa.func.count())
+            .select_from(m.notifications)
+            .where(n.delivered_at.is_(None), n.failed_at.is_(None))
+        )
+        if hooks is not None:
+            query = query.where(n.hook.in_(hooks))
+        with self.read() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def purge_notifications(self, before: float, known_hooks: Sequence[str]) -> int:
+        """Delete rows delivered or given up before `before`, and rows created before it for
+        webhooks no longer configured (nobody would ever send them)."""
+        n = m.notifications.c
+        with self.write() as conn:
+            done = conn.execute(
+                m.notifications.delete().where(
+                    sa.or_(n.delivered_at < before, n.failed_at < before)
+                )
+            ).rowcount
+            orphans = conn.execute(
+                m.notifications.delete().where(
+                    n.delivered_at.is_(None),
+                    n.failed_at.is_(None),
+                    n.created_at < before,
+                    n.hook.not_in(known_hooks),
+                )
+            ).rowcount
+        return int(done + orphans)
+
     def _insert(self, table: sa.Table) -> Any:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         return dialect.insert(table)
