@@ -91,6 +91,7 @@ def _build_app(
 
     settings = load_config(options.config)
     store = open_store(settings.storage.url, migrate=migrate)
+    store.start_checkpointer()
     metrics = BrokerMetrics(multiprocess_dir=os.environ.get(PROMETHEUS_MULTIPROC_ENV))
     app = create_app(settings, store, vault=vault, metrics=metrics)
     # Look clusters up in EKS now, so a typo shows in the log at start. A failure is logged,

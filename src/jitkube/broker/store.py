@@ -96,6 +96,7 @@ class Store:
         # it: without it SQLite's busy handler still serialises the writers.
         self._lock_fd: int | None = None
         self._lock_path: str | None = None
+        self._checkpointer: tuple[threading.Event, threading.Thread] | None = None
         database = engine.url.database
         if self.dialect == "sqlite" and database and database != ":memory:":
             self._lock_path = f"{database}-jitkube-write-lock"
@@ -113,7 +114,36 @@ class Store:
             m.migrate(engine)
         return store
 
+    def start_checkpointer(self, interval: float = 0.5) -> None:
+        """SQLite: copy the WAL back into the database on a thread of its own.
+
+        SQLite checkpoints inside the commit that crosses 1,000 WAL pages, so now and then
+        one request writes megabytes back and fsyncs them. A PASSIVE checkpoint every
+        `interval` seconds (it never blocks readers or writers) keeps the WAL short, so
+        the commit that crosses the threshold is rare and has little left to copy.
+        """
+        if self.dialect != "sqlite" or self._lock_path is None or self._checkpointer:
+            return
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval):
+                try:
+                    with self.engine.connect() as conn:
+                        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                except sa.exc.SQLAlchemyError:
+                    continue
+
+        thread = threading.Thread(target=run, name="jitkube-sqlite-checkpoint", daemon=True)
+        self._checkpointer = (stop, thread)
+        thread.start()
+
     def close(self) -> None:
+        if self._checkpointer:
+            stop, thread = self._checkpointer
+            stop.set()
+            thread.join(timeout=5)
+            self._checkpointer = None
         self.engine.dispose()
         if self._lock_fd is not None:
             self._lock_fd = None
