@@ -158,8 +158,22 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         code = _main(sys.argv[1:], None)
         if warm.server_absent:
             _start_warm_server()
+        if warm.hot_command(sys.argv[1:]):
+            _exit_now(code)
         return code
     return _main(argv, env)
+
+
+def _exit_now(code: int) -> None:
+    """End a hot call without interpreter finalization, which costs 4-7 ms after
+    `jitkube kubectl`/`check` (measured side by side): their files are closed as they
+    are written, their one thread is a daemon, and nothing registers atexit handlers."""
+    import contextlib
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken pipe
+            stream.flush()
+    os._exit(code)
 
 
 def _start_warm_server() -> None:

@@ -80,8 +80,9 @@ def socket_path(environ: Mapping[str, str]) -> str | None:
     return path if len(os.fsencode(path)) < 104 else None
 
 
-def _kubectl_or_check(argv: Sequence[str]) -> bool:
-    """Cheap look at the command word; the worker parses argv for real."""
+def hot_command(argv: Sequence[str]) -> bool:
+    """`jitkube [global options] kubectl|check …`: a cheap look at the command word
+    (argv is parsed for real later)."""
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -124,7 +125,7 @@ def attempt(argv: Sequence[str]) -> int | None:
     """Run this call in the warm server; None means "run it here" (nothing ran yet)."""
     global server_absent
     environ = os.environ
-    if not _kubectl_or_check(argv) or not enabled(environ):
+    if not hot_command(argv) or not enabled(environ):
         return None
     path = socket_path(environ)
     if path is None:
@@ -194,7 +195,11 @@ def _follow(sock: Socket) -> int:
             break
         received += chunk
         if len(received) >= 2 and received[0:1] == b"X":
-            return received[1]
+            # Done: exit now. This process wrote nothing through Python's streams and
+            # registered no atexit handler, so interpreter finalization would only cost
+            # time (measured: 3.5 ms from the exit code to the caller seeing the exit,
+            # 0.8 ms with os._exit).
+            os._exit(received[1])
     os.write(
         2,
         b"jitkube: the warm server's worker ended without an exit code; "

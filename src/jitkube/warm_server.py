@@ -223,6 +223,12 @@ def _worker(
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        # Let go of the caller's descriptors before it learns the exit code: a caller
+        # that reads our output through a pipe sees end-of-file when the front end
+        # exits, not when this process has finished tearing down its memory.
+        for fd in (0, 1, 2, *([tty] if tty is not None else [])):
+            with contextlib.suppress(OSError):
+                os.close(fd)
     except BaseException:  # a worker must always report its exit code and exit
         with contextlib.suppress(Exception):
             os.write(2, b"jitkube: internal error in the warm server's worker\n")
