@@ -101,6 +101,10 @@ def run_script(script: Script, *, verbose: bool = False) -> Result:
     """Run one benchmark in its own interpreter; with `verbose` echo its output live."""
     # Installed jitkube has compiled bytecode; this machine sets PYTHONDONTWRITEBYTECODE.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # Each script starts on a quiet disk: data the previous one left dirty is written
+    # back now, not during this one's fsyncs (the broker commits with synchronous=FULL).
+    os.sync()
+    time.sleep(1.0)
     start = time.perf_counter()
     lines: list[str] = []
     with subprocess.Popen(
