@@ -29,9 +29,12 @@ class Hook:
     With `port`, it listens on that port (a receiver that comes back where it was).
     """
 
-    def __init__(self, statuses: list[int], delay: float = 0.0, port: int = 0) -> None:
+    def __init__(
+        self, statuses: list[int], delay: float = 0.0, port: int = 0, retry_after: str = ""
+    ) -> None:
         self.statuses = statuses
         self.delay = delay
+        self.retry_after = retry_after
         self.bodies: list[dict[str, Any]] = []
         hook = self
 
@@ -42,6 +45,8 @@ class Hook:
                 hook.bodies.append(json.loads(body))
                 status = hook.statuses.pop(0) if hook.statuses else 200
                 self.send_response(status)
+                if status == 429 and hook.retry_after:
+                    self.send_header("Retry-After", hook.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -69,8 +74,8 @@ def free_port() -> int:
 def hook_factory() -> Iterator[Any]:
     hooks: list[Hook] = []
 
-    def make(statuses: list[int], delay: float = 0.0, port: int = 0) -> Hook:
-        hooks.append(Hook(statuses, delay, port))
+    def make(statuses: list[int], delay: float = 0.0, port: int = 0, retry_after: str = "") -> Hook:
+        hooks.append(Hook(statuses, delay, port, retry_after))
         return hooks[-1]
 
     yield make
@@ -499,3 +504,27 @@ def test_stored_bodies_hold_no_token_or_credential(
         assert "k8s-aws-v1." not in stored
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("header", ["3", "date"])
+def test_a_rate_limited_receiver_is_not_retried_before_its_retry_after(
+    hook_factory: Any,
+    sqlite_store: Store,
+    notifiers: list[WebhookNotifier],
+    header: str,
+) -> None:
+    from email.utils import formatdate
+
+    value = "3" if header == "3" else formatdate(time.time() + 3, usegmt=True)
+    receiver = hook_factory([429], retry_after=value)
+    hook = WebhookSettings(url=receiver.url, format="json", events=(), max_attempts=5)
+    notifier = _notifier(notifiers, [hook], sqlite_store, clock=time.time)
+    before = time.time()
+    notifier.notify("session.requested", _payload())
+    assert _wait_for(lambda: _rows(sqlite_store)[0]["last_error"] == "HTTP 429")
+    row = _rows(sqlite_store)[0]
+    # The backoff alone would retry after 0.01 s; the receiver asked for ~3 s.
+    assert row["next_attempt_at"] >= before + 2.0
+    assert len(receiver.bodies) == 1
+    assert _wait_for(lambda: _rows(sqlite_store)[0]["delivered_at"] is not None, timeout=15)
+    assert time.time() - before >= 2.0

@@ -5,8 +5,8 @@
 so a slow or broken chat service never slows an API call. A delivery thread per process
 (started and stopped with the app's lifespan) claims due rows with a conditional UPDATE
 (a lease: `claimed_until`), posts them, and marks them delivered, reschedules them with
-exponential backoff (network errors, 429, 5xx) or gives up after the webhook's
-`max_attempts`. Rows survive restarts and crashes; every process and replica on the same
+exponential backoff (network errors, 429, 5xx; never sooner than a `Retry-After` asks)
+or gives up after the webhook's `max_attempts`. Rows survive restarts and crashes; every process and replica on the same
 database delivers from the same table, each row once in normal operation.
 
 Delivery is at least once: a process that dies after a post but before recording it, or
@@ -104,18 +104,36 @@ def hook_key(hook: WebhookSettings) -> str:
     return hashlib.sha256(hook.url.encode()).hexdigest()
 
 
-Post = Callable[[str, bytes, float], int]
+# A webhook answer: the status and, for 429/503, how long the receiver asked us to wait.
+Post = Callable[[str, bytes, float], tuple[int, float | None]]
 
 
-def urllib_post(url: str, body: bytes, timeout: float) -> int:
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return max(0.0, when - now)
+
+
+def urllib_post(url: str, body: bytes, timeout: float) -> tuple[int, float | None]:
     request = urllib.request.Request(  # noqa: S310 - URL comes from the operator's config
         url, data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return int(response.status)
+            return int(response.status), None
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        wait = retry_after_seconds(exc.headers.get("Retry-After"), time.time())
+        return int(exc.code), wait
 
 
 def _error_name(exc: Exception) -> str:
@@ -265,8 +283,9 @@ class WebhookNotifier:
 
     def _attempt(self, row: Mapping[str, Any], hook: WebhookSettings) -> bool:
         attempt = int(row["attempts"])
+        asked: float | None = None  # the receiver's Retry-After, in seconds
         try:
-            status = self._post(hook.url, str(row["body"]).encode(), hook.timeout_seconds)
+            status, asked = self._post(hook.url, str(row["body"]).encode(), hook.timeout_seconds)
         except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, DNS
             status, error = 0, _error_name(exc)  # the class name only: retried
         except Exception as exc:  # e.g. an invalid URL: retrying will not help
@@ -292,7 +311,10 @@ class WebhookNotifier:
                 error,
             )
             return False
-        delay = min(self._backoff * 2 ** (attempt - 1), self._max_backoff)
+        delay = self._backoff * 2 ** (attempt - 1)
+        if asked is not None:  # a rate-limited receiver says when: never sooner
+            delay = max(delay, asked)
+        delay = min(delay, self._max_backoff)
         self._store.settle_notification(
             row["id"], {"next_attempt_at": now + delay, "last_error": error}
         )
