@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,11 +19,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 import yaml
-from broker_harness import StsHandle, broker_config_dict
+from broker_harness import StsHandle, broker_config_dict, start_broker
 from cryptography.fernet import Fernet
 
 from jitkube.broker import migrations
-from jitkube.broker.server import READY_PREFIX
 from jitkube.broker.store import Store
 
 # -- the migration ----------------------------------------------------------------------
@@ -146,40 +144,8 @@ def _free_port() -> int:
 
 
 def _start(config: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    log = config.parent / f"broker-{time.monotonic_ns()}.log"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jitkube",
-                "broker",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                "0",
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-        )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith(READY_PREFIX.encode()):
-        proc.kill()
-        proc.wait(timeout=10)
-        raise AssertionError(f"broker did not start: {log.read_text(errors='replace')[-2000:]}")
-    url = line.decode().strip()[len(READY_PREFIX) :]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    return proc, url
+    started = start_broker(config, env, args=args)
+    return started.proc, started.url
 
 
 def _children(pid: int) -> set[int]:
@@ -206,18 +172,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-
-def _ci_token(sandbox_idp: Any) -> str:
-    response = requests.post(
-        sandbox_idp.idp.token_endpoint,
-        data={"grant_type": "client_credentials", "scope": "openid"},
-        auth=("jitkube-ci", sandbox_idp.ci_client_secret),
-        verify=str(sandbox_idp.ca_bundle),
-        timeout=10,
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
 
 
 @pytest.fixture
@@ -296,7 +250,7 @@ def test_notifications_survive_a_sigkill_and_two_workers_send_each_once(
 ) -> None:
     setup = killable_broker
     config, env, db = setup["config"], setup["env"], setup["db"]
-    token = _ci_token(sandbox_idp)
+    token = sandbox_idp.ci_token()
 
     proc, url = _start(config, env)
     setup["procs"].append(proc)

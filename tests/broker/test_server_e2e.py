@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import itertools
 import json
 import os
 import signal
@@ -13,14 +12,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
-from broker_harness import StsHandle, broker_config_dict
+from broker_harness import BrokerProcess, StsHandle, broker_config_dict, start_broker
 from cryptography.fernet import Fernet
 
 from jitkube.broker.server import READY_PREFIX
@@ -31,58 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # The real CLI, as an operator starts it.
 RUNNER = [sys.executable, "-m", "jitkube", "broker"]
-
-
-@dataclass
-class BrokerProcess:
-    url: str
-    proc: subprocess.Popen[bytes]
-    db: Path
-    log: Path  # the process's stderr: its JSON log lines
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-
-_LOG_NUMBERS = itertools.count(1)
-
-
-def start_broker(
-    config: Path, env: dict[str, str], timeout: float = 30, args: tuple[str, ...] = ()
-) -> BrokerProcess:
-    # stderr to a file, not a pipe: one log line per request would fill a pipe nobody reads.
-    log = config.parent / f"broker-{next(_LOG_NUMBERS)}.log"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [*RUNNER, "serve", "--config", str(config), "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-        )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    line = b""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith(READY_PREFIX.encode()) or not line:
-            break
-    if not line.startswith(READY_PREFIX.encode()):
-        proc.kill()
-        proc.wait(timeout=10)
-        err = log.read_text(errors="replace")
-        raise AssertionError(f"broker did not start: {err[-2000:]}")
-    url = line.decode().strip()[len(READY_PREFIX) :]
-    # The socket is bound before the announcement; wait until the app answers.
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    data = yaml.safe_load(config.read_text())
-    return BrokerProcess(url, proc, Path(data["storage"]["url"].removeprefix("sqlite:///")), log)
 
 
 @pytest.fixture
