@@ -6,8 +6,9 @@ so a slow or broken chat service never slows an API call. A delivery thread per 
 (started and stopped with the app's lifespan) claims due rows with a conditional UPDATE
 (a lease: `claimed_until`), posts them, and marks them delivered, reschedules them with
 exponential backoff (network errors, 429, 5xx; never sooner than a `Retry-After` asks)
-or gives up after the webhook's `max_attempts`. Rows survive restarts and crashes; every process and replica on the same
-database delivers from the same table, each row once in normal operation.
+or gives up after the webhook's `max_attempts`. Rows survive restarts and crashes; every
+process and replica on the same database delivers from the same table, each row once in
+normal operation.
 
 Delivery is at least once: a process that dies after a post but before recording it, or
 whose lease runs out mid-post, leaves the row to be sent again once the lease expires.
