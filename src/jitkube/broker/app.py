@@ -34,8 +34,10 @@ from jitkube.broker.http import (
     RateLimiter,
     RequestMetrics,
     decode_cursor,
+    decode_time_cursor,
     encode_cursor,
     problem_response,
+    time_cursor,
 )
 from jitkube.broker.logs import RequestLog, note_caller
 from jitkube.broker.metrics import BrokerMetrics
@@ -349,18 +351,11 @@ def create_app(
         cursor: Annotated[str | None, Query(max_length=512)] = None,
     ) -> dict[str, Any]:
         identity = person(request, token)
-        raw = decode_cursor(cursor)
-        before = None
-        if raw is not None:
-            if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int | float)):
-                raise BrokerError("validation", "invalid cursor", extra={"field": "cursor"})
-            before = (float(raw[0]), str(raw[1]))
+        before = decode_time_cursor(cursor)
         rows = sessions.list(
             identity, scope=scope, statuses=tuple(status or ()), before=before, limit=limit
         )
-        next_cursor = (
-            encode_cursor([rows[-1]["created_at"], rows[-1]["id"]]) if len(rows) == limit else None
-        )
+        next_cursor = time_cursor(rows, limit)
         return {"items": [sessions.view(r) for r in rows], "next_cursor": next_cursor}
 
     def _visible_session(
@@ -466,18 +461,11 @@ def create_app(
     ) -> dict[str, Any]:
         """Command approvals this reviewer may decide (default: pending)."""
         identity = person(request, token)
-        raw = decode_cursor(cursor)
-        before = None
-        if raw is not None:
-            if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int | float)):
-                raise BrokerError("validation", "invalid cursor", extra={"field": "cursor"})
-            before = (float(raw[0]), str(raw[1]))
+        before = decode_time_cursor(cursor)
         rows = store.list_commands(
             statuses=tuple(status or ("pending",)), before=before, limit=limit
         )
-        next_cursor = (
-            encode_cursor([rows[-1]["created_at"], rows[-1]["id"]]) if len(rows) == limit else None
-        )
+        next_cursor = time_cursor(rows, limit)
         visible = [
             r
             for r in rows

@@ -60,6 +60,21 @@ def decode_cursor(cursor: str | None) -> Any:
         raise BrokerError("validation", "invalid cursor", extra={"field": "cursor"}) from None
 
 
+def decode_time_cursor(cursor: str | None) -> tuple[float, str] | None:
+    """The `(created_at, id)` a newest-first page continues before."""
+    raw = decode_cursor(cursor)
+    if raw is None:
+        return None
+    if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int | float)):
+        raise BrokerError("validation", "invalid cursor", extra={"field": "cursor"})
+    return float(raw[0]), str(raw[1])
+
+
+def time_cursor(rows: list[dict[str, Any]], limit: int) -> str | None:
+    """The next page's cursor of a newest-first page; None when this page is the last."""
+    return encode_cursor([rows[-1]["created_at"], rows[-1]["id"]]) if len(rows) == limit else None
+
+
 def problem_response(err: BrokerError) -> JSONResponse:
     headers = {}
     if err.status == 401:
