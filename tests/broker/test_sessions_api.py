@@ -364,6 +364,15 @@ def test_sessions_list_pages_and_scopes(broker: Broker) -> None:
     )
     bad = broker.client.get("/v1/sessions?cursor=%%%", headers=broker.auth(*ENGINEER))
     assert bad.json()["code"] == "validation"
+    # Valid base64 JSON of the wrong shape is refused too, on every newest-first list.
+    from jitkube.broker.http import encode_cursor
+
+    for path in ("/v1/sessions", "/v1/commands"):
+        for shape in ("x", ["x", "y"], [1.0]):
+            wrong = broker.client.get(
+                f"{path}?cursor={encode_cursor(shape)}", headers=broker.auth(*REVIEWER)
+            )
+            assert (wrong.status_code, wrong.json()["code"]) == (422, "validation"), path
 
 
 def test_sessions_work_the_same_on_postgresql(pg_broker: Broker) -> None:
