@@ -30,6 +30,7 @@ from fixtures.sessions_harness import (
     start_broker,
 )
 from jitkube import session_cache
+from jitkube.cli.sessions import REQUEST_KEYS
 from jitkube.eks_token import decode_eks_token
 from jitkube.errors import BrokerUnreachableError, SessionRequiredError
 from jitkube.sandbox.tls import CertificateAuthority
@@ -442,24 +443,8 @@ def test_request_prints_one_pinned_json_envelope(alice: User) -> None:
         0,
         [],
     )
-    assert list(doc["data"]) == [
-        "id",
-        "status",
-        "role",
-        "cluster",
-        "ttl_seconds",
-        "expires_at",
-        "remaining_seconds",
-        "request_expires_at",
-        "reason",
-        "agent",
-        "agent_name",
-        "break_glass",
-        "approvals_required",
-        "approvals",
-        "cluster_endpoint",
-        "cached",
-    ]
+    # The keys and their order are pinned by test_session_units' contract test.
+    assert list(doc["data"]) == list(REQUEST_KEYS)
     data = doc["data"]
     assert data["status"] == "active"
     assert data["ttl_seconds"] == 900
