@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,8 @@ from typing import Any
 import requests
 import yaml
 
+from fixtures.broker_process import spawn_broker
 from fixtures.idp import SandboxIdPInfo
-from jitkube.broker.server import READY_PREFIX
-
-RUNNER = [sys.executable, "-m", "jitkube", "broker", "serve"]
 
 
 def broker_config(tmp_path: Path, idp: SandboxIdPInfo) -> Path:
@@ -78,26 +75,8 @@ def start_broker(config: Path, port: int = 0, timeout: float = 30) -> BrokerProc
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "JITKUBE_"))}
     env["AWS_ACCESS_KEY_ID"] = "AKIDEXAMPLE"
     env["AWS_SECRET_ACCESS_KEY"] = "test-only"
-    proc = subprocess.Popen(
-        [*RUNNER, "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith(READY_PREFIX.encode()):
-        proc.kill()
-        _, err = proc.communicate(timeout=10)
-        raise AssertionError(f"broker did not start: {err.decode(errors='replace')[-2000:]}")
-    url = line.decode().strip()[len(READY_PREFIX) :]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
+    log = config.parent / f"broker-{port}-{time.monotonic_ns()}.log"
+    proc, url = spawn_broker(config, env, log, port=port, timeout=timeout)
     return BrokerProcess(url, proc)
 
 

@@ -7,18 +7,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
-from jitkube.broker.server import READY_PREFIX
+from fixtures.broker_process import spawn_broker
 from jitkube.broker.store import Store
 
 POSTGRES_URL = os.environ.get(
@@ -330,51 +327,12 @@ class BrokerProcess:
 
 
 _LOG_NUMBERS = itertools.count(1)
-SERVE = [sys.executable, "-m", "jitkube", "broker", "serve"]
 
 
 def start_broker(
     config: Path, env: dict[str, str], timeout: float = 30, args: tuple[str, ...] = ()
 ) -> BrokerProcess:
-    # stderr to a file, not a pipe: one log line per request would fill a pipe nobody reads.
     log = config.parent / f"broker-{next(_LOG_NUMBERS)}.log"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jitkube",
-                "broker",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                "0",
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-        )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    line = b""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith(READY_PREFIX.encode()) or not line:
-            break
-    if not line.startswith(READY_PREFIX.encode()):
-        proc.kill()
-        proc.wait(timeout=10)
-        err = log.read_text(errors="replace")
-        raise AssertionError(f"broker did not start: {err[-2000:]}")
-    url = line.decode().strip()[len(READY_PREFIX) :]
-    # The socket is bound before the announcement; wait until the app answers.
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
+    proc, url = spawn_broker(config, env, log, *args, timeout=timeout)
     data = yaml.safe_load(config.read_text())
     return BrokerProcess(url, proc, Path(data["storage"]["url"].removeprefix("sqlite:///")), log)

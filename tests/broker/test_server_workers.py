@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import requests
 import yaml
 from broker_harness import StsHandle, broker_config_dict
 
-from jitkube.broker.server import READY_PREFIX
+from fixtures.broker_process import spawn_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,22 +86,10 @@ def supervisor(tmp_path: Path, sandbox_idp: Any, broker_sts: StsHandle) -> Itera
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
         TMPDIR=str(tmp_path),  # the metrics directory goes here
     )
-    log = tmp_path / "broker.log"
-    with log.open("wb") as stderr:
-        command = [sys.executable, "-m", "jitkube", "broker", "serve", "--config", str(config)]
-        proc = subprocess.Popen(
-            [*command, "--port", "0", "--workers", "2"],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-        )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode()
-    running = Supervisor(line.strip()[len(READY_PREFIX) :], proc)
+    # The socket listens before the announcement: the wait is for a worker to answer.
+    proc, url = spawn_broker(config, env, tmp_path / "broker.log", "--workers", "2", timeout=60)
+    running = Supervisor(url, proc)
     try:
-        assert line.startswith(READY_PREFIX), log.read_text(errors="replace")[-2000:]
-        # The socket listens before the announcement: this waits for a worker to answer.
-        assert requests.get(running.url + "/healthz", timeout=60).status_code == 200
         yield running
     finally:
         running.stop()
