@@ -336,3 +336,23 @@ def start_broker(
     proc, url = spawn_broker(config, env, log, *args, timeout=timeout)
     data = yaml.safe_load(config.read_text())
     return BrokerProcess(url, proc, Path(data["storage"]["url"].removeprefix("sqlite:///")), log)
+
+
+# -- per-command approvals through the API --------------------------------------------
+
+
+def open_session(broker: Broker, *, agent: bool = False, role: str = "viewer") -> tuple[str, str]:
+    """A session of alice's (or the agent's): its id and session token."""
+    who = ("agent-claude", ("agents",)) if agent else ("alice", ("engineers",))
+    body = {"role": role, "cluster": "prod", "ttl": "15m", "reason": "INC-1", "agent": agent}
+    created = broker.client.post("/v1/sessions", json=body, headers=broker.auth(*who)).json()
+    return created["session"]["id"], created["session_token"]
+
+
+def ask_command(broker: Broker, token: str, argv: list[str], **body: Any) -> Any:
+    """POST /v1/commands with the session token (namespace prod unless given)."""
+    return broker.client.post(
+        "/v1/commands",
+        json={"argv": argv, "namespace": "prod", **body},
+        headers=broker.session_auth(token),
+    )

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from broker_harness import Broker
+from broker_harness import Broker, ask_command, open_session
 
 from jitkube.broker.fingerprint import command_fingerprint
 
@@ -21,21 +21,6 @@ metadata: {name: me-admin}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
 subjects: [{kind: User, name: me}]
 """
-
-
-def _session(broker: Broker, *, agent: bool = False, role: str = "viewer") -> tuple[str, str]:
-    who = ("agent-claude", ("agents",)) if agent else ("alice", ("engineers",))
-    body = {"role": role, "cluster": "prod", "ttl": "15m", "reason": "INC-1", "agent": agent}
-    created = broker.client.post("/v1/sessions", json=body, headers=broker.auth(*who)).json()
-    return created["session"]["id"], created["session_token"]
-
-
-def _ask(broker: Broker, token: str, argv: list[str], **body: Any) -> Any:
-    return broker.client.post(
-        "/v1/commands",
-        json={"argv": argv, "namespace": "prod", **body},
-        headers=broker.session_auth(token),
-    )
 
 
 def _review(broker: Broker, cid: str, who: tuple[str, tuple[str, ...]], decision: str) -> Any:
@@ -53,9 +38,9 @@ def _consume(broker: Broker, token: str, cid: str, fingerprint: str) -> Any:
 
 
 def test_a_risky_agent_command_waits_for_a_reviewer_then_is_used_once(broker: Broker) -> None:
-    _, token = _session(broker, agent=True)
+    _, token = open_session(broker, agent=True)
     argv = ["delete", "pod", "web-1", "-n", "prod"]
-    asked = _ask(broker, token, ["kubectl", *argv], reason="stuck pod")
+    asked = ask_command(broker, token, ["kubectl", *argv], reason="stuck pod")
     assert asked.status_code == 202, asked.text
     command = asked.json()
     assert command["status"] == "pending"
@@ -80,13 +65,13 @@ def test_a_risky_agent_command_waits_for_a_reviewer_then_is_used_once(broker: Br
 def test_the_broker_refuses_what_its_policy_denies_whatever_the_client_thinks(
     broker: Broker,
 ) -> None:
-    _, token = _session(broker)
+    _, token = open_session(broker)
     for argv in (
         ["create", "token", "default"],
         ["frobnicate"],
         ["get", "pods", "--kubeconfig=/x"],
     ):
-        refused = _ask(broker, token, argv)
+        refused = ask_command(broker, token, argv)
         assert refused.status_code == 403, argv
         body = refused.json()
         assert body["code"] == "denied_by_policy"
@@ -94,8 +79,8 @@ def test_the_broker_refuses_what_its_policy_denies_whatever_the_client_thinks(
 
 
 def test_a_command_the_broker_policy_allows_needs_no_reviewer(broker: Broker) -> None:
-    _, token = _session(broker)
-    asked = _ask(broker, token, ["get", "pods"])
+    _, token = open_session(broker)
+    asked = ask_command(broker, token, ["get", "pods"])
     assert asked.status_code == 201
     assert asked.json()["status"] == "approved"
     assert (
@@ -104,11 +89,11 @@ def test_a_command_the_broker_policy_allows_needs_no_reviewer(broker: Broker) ->
 
 
 def test_manifests_are_judged_by_the_broker_and_bound_by_digest(broker: Broker) -> None:
-    _, token = _session(broker)
+    _, token = open_session(broker)
     argv = ["apply", "-f", "crb.yaml"]
-    without = _ask(broker, token, argv)
+    without = ask_command(broker, token, argv)
     assert without.status_code == 403  # cannot judge what it cannot see: fail closed
-    asked = _ask(broker, token, argv, manifests=[base64.b64encode(CRB).decode()])
+    asked = ask_command(broker, token, argv, manifests=[base64.b64encode(CRB).decode()])
     assert asked.status_code == 202, asked.text
     command = asked.json()
     assert command["risk"] == "privilege_escalation"
@@ -116,14 +101,14 @@ def test_manifests_are_judged_by_the_broker_and_bound_by_digest(broker: Broker) 
     assert command["fingerprint"] == command_fingerprint(
         argv, "prod", "prod", hashlib.sha256(CRB).hexdigest()
     )
-    bad = _ask(broker, token, argv, manifests=["%%%"])
+    bad = ask_command(broker, token, argv, manifests=["%%%"])
     assert bad.json()["code"] == "validation"
 
 
 def test_an_approval_is_bound_to_its_session_and_fingerprint(broker: Broker) -> None:
-    _, token = _session(broker, agent=True)
-    _, other_token = _session(broker, agent=True)
-    command = _ask(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
+    _, token = open_session(broker, agent=True)
+    _, other_token = open_session(broker, agent=True)
+    command = ask_command(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
     _review(broker, command["id"], REVIEWER, "approve")
     other_fp = command_fingerprint(["delete", "pod", "b", "-n", "prod"], "prod", "prod", "")
     assert _consume(broker, token, command["id"], other_fp).status_code == 409
@@ -132,8 +117,8 @@ def test_an_approval_is_bound_to_its_session_and_fingerprint(broker: Broker) -> 
 
 
 def test_an_approval_expires_after_ten_minutes(broker: Broker) -> None:
-    _, token = _session(broker, agent=True)
-    command = _ask(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
+    _, token = open_session(broker, agent=True)
+    command = ask_command(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
     _review(broker, command["id"], REVIEWER, "approve")
     broker.clock.advance(601)
     late = _consume(broker, token, command["id"], command["fingerprint"])
@@ -151,22 +136,22 @@ def test_an_approval_expires_after_ten_minutes(broker: Broker) -> None:
 def test_reviewers_are_role_approvers_and_never_the_requester(
     broker: Broker, who: tuple[str, tuple[str, ...]], code: str
 ) -> None:
-    _, token = _session(broker, agent=True)
-    command = _ask(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
+    _, token = open_session(broker, agent=True)
+    command = ask_command(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
     assert _review(broker, command["id"], who, "approve").json()["code"] == code
 
 
 def test_a_denied_command_cannot_be_used(broker: Broker) -> None:
-    _, token = _session(broker, agent=True)
-    command = _ask(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
+    _, token = open_session(broker, agent=True)
+    command = ask_command(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
     assert _review(broker, command["id"], REVIEWER, "deny").json()["status"] == "denied"
     assert _review(broker, command["id"], REVIEWER2, "approve").json()["code"] == "already_decided"
     assert _consume(broker, token, command["id"], command["fingerprint"]).status_code == 409
 
 
 def test_concurrent_consumers_get_exactly_one_success(broker: Broker) -> None:
-    _, token = _session(broker, agent=True)
-    command = _ask(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
+    _, token = open_session(broker, agent=True)
+    command = ask_command(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
     _review(broker, command["id"], REVIEWER, "approve")
     codes: list[int] = []
 
@@ -182,8 +167,8 @@ def test_concurrent_consumers_get_exactly_one_success(broker: Broker) -> None:
 
 
 def test_reviewers_list_pending_commands_and_the_requester_long_polls(broker: Broker) -> None:
-    _, token = _session(broker, agent=True)
-    command = _ask(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
+    _, token = open_session(broker, agent=True)
+    command = ask_command(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
     listed = broker.client.get("/v1/commands", headers=broker.auth(*REVIEWER)).json()
     assert [c["id"] for c in listed["items"]] == [command["id"]]
     stranger = broker.client.get("/v1/commands", headers=broker.auth("eve", ["nobody"])).json()
@@ -198,9 +183,9 @@ def test_reviewers_list_pending_commands_and_the_requester_long_polls(broker: Br
 
 
 def test_commands_need_an_active_session(broker: Broker) -> None:
-    sid, token = _session(broker)
+    sid, token = open_session(broker)
     broker.client.delete(f"/v1/sessions/{sid}", headers=broker.session_auth(token))
-    refused = _ask(broker, token, ["get", "pods"])
+    refused = ask_command(broker, token, ["get", "pods"])
     assert refused.status_code == 409
     assert refused.json()["code"] == "session_not_active"
     oidc = broker.client.post("/v1/commands", json={"argv": ["get", "pods"]}, headers=broker.auth())

@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from broker_harness import Broker, FakeClock, broker_config_dict, make_broker, sqlite_url
+from broker_harness import (
+    Broker,
+    FakeClock,
+    ask_command,
+    broker_config_dict,
+    make_broker,
+    open_session,
+    sqlite_url,
+)
 
 from jitkube import command_approval
 from jitkube.broker import migrations
@@ -26,21 +34,6 @@ VECTORS = json.loads(
     (Path(__file__).resolve().parents[1] / "data" / "command_fingerprint_vectors.json").read_text()
 )["vectors"]
 REVIEWER = ("bob", ("reviewers",))
-
-
-def _session(broker: Broker, *, agent: bool = False) -> tuple[str, str]:
-    who = ("agent-claude", ("agents",)) if agent else ("alice", ("engineers",))
-    body = {"role": "viewer", "cluster": "prod", "ttl": "15m", "reason": "INC-1", "agent": agent}
-    created = broker.client.post("/v1/sessions", json=body, headers=broker.auth(*who)).json()
-    return created["session"]["id"], created["session_token"]
-
-
-def _ask(broker: Broker, token: str, argv: list[str], **body: Any) -> Any:
-    return broker.client.post(
-        "/v1/commands",
-        json={"argv": argv, "namespace": "prod", **body},
-        headers=broker.session_auth(token),
-    )
 
 
 def _approve(broker: Broker, cid: str) -> None:
@@ -89,8 +82,8 @@ def test_unmask_changes_the_fingerprint_and_masked_ones_are_unchanged() -> None:
 def test_the_broker_binds_requests_to_the_vector_fingerprint(
     broker: Broker, vector: dict[str, Any]
 ) -> None:
-    _, token = _session(broker)
-    asked = _ask(broker, token, vector["argv"], unmask=vector["unmask"])
+    _, token = open_session(broker)
+    asked = ask_command(broker, token, vector["argv"], unmask=vector["unmask"])
     assert asked.status_code in (201, 202), asked.text
     assert asked.json()["fingerprint"] == vector["sha256"]
     assert asked.json()["unmask"] is vector["unmask"]
@@ -100,12 +93,12 @@ def test_the_broker_binds_requests_to_the_vector_fingerprint(
 
 
 def test_unmask_raises_an_allowed_read_to_a_reviewers_approval(broker: Broker) -> None:
-    _, token = _session(broker)
+    _, token = open_session(broker)
     argv = ["get", "pods", "-n", "prod"]
-    masked = _ask(broker, token, argv)
+    masked = ask_command(broker, token, argv)
     assert masked.status_code == 201, masked.text  # the read alone is allowed
     assert masked.json()["unmask"] is False
-    unmasked = _ask(broker, token, argv, unmask=True)
+    unmasked = ask_command(broker, token, argv, unmask=True)
     assert unmasked.status_code == 202, unmasked.text
     body = unmasked.json()
     assert (body["status"], body["broker_decision"], body["rule"]) == (
@@ -124,12 +117,12 @@ def test_unmask_raises_an_allowed_read_to_a_reviewers_approval(broker: Broker) -
 
 
 def test_an_approval_is_bound_to_masked_or_unmasked(broker: Broker) -> None:
-    _, token = _session(broker, agent=True)
+    _, token = open_session(broker, agent=True)
     argv = ["delete", "pod", "web-1", "-n", "prod"]
     masked_fp = command_fingerprint(argv, "prod", "prod", "")
     unmasked_fp = command_fingerprint(argv, "prod", "prod", "", unmask=True)
-    masked = _ask(broker, token, argv).json()
-    unmasked = _ask(broker, token, argv, unmask=True).json()
+    masked = ask_command(broker, token, argv).json()
+    unmasked = ask_command(broker, token, argv, unmask=True).json()
     assert (masked["fingerprint"], unmasked["fingerprint"]) == (masked_fp, unmasked_fp)
     _approve(broker, masked["id"])
     _approve(broker, unmasked["id"])
@@ -179,10 +172,10 @@ def test_the_brokers_unmask_deny_refuses_unmasked_output(
     deny_unmask_broker: tuple[Broker, Store],
 ) -> None:
     broker, _ = deny_unmask_broker
-    _, token = _session(broker)
+    _, token = open_session(broker)
     argv = ["get", "pods", "-n", "prod"]
-    assert _ask(broker, token, argv).status_code == 201
-    refused = _ask(broker, token, argv, unmask=True)
+    assert ask_command(broker, token, argv).status_code == 201
+    refused = ask_command(broker, token, argv, unmask=True)
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "denied_by_policy"
     assert refused.json()["rule"] == "unmask"
@@ -192,11 +185,11 @@ def test_the_brokers_unmask_allow_keeps_the_commands_own_decision(
     allow_unmask_broker: tuple[Broker, Store],
 ) -> None:
     broker, _ = allow_unmask_broker
-    _, token = _session(broker)
-    read = _ask(broker, token, ["get", "pods", "-n", "prod"], unmask=True)
+    _, token = open_session(broker)
+    read = ask_command(broker, token, ["get", "pods", "-n", "prod"], unmask=True)
     assert read.status_code == 201, read.text
     assert (read.json()["status"], read.json()["unmask"]) == ("approved", True)
-    write = _ask(broker, token, ["label", "pod", "web-1", "-n", "prod", "a=b"], unmask=True)
+    write = ask_command(broker, token, ["label", "pod", "web-1", "-n", "prod", "a=b"], unmask=True)
     assert write.status_code == 202, write.text  # the policy's default, not lowered
 
 

@@ -4,34 +4,17 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import sys
-import time
 from typing import Any
 
 import pytest
 
 from fixtures.sessions_harness import User
+from fixtures.terminal import read_until
 from jitkube.kubectl.resources import resolve_type
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("mode")]
 PODS = resolve_type("pods")
-
-
-def _read_until(fd: int, needle: bytes, timeout: float = 60) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
 
 
 def _run_on_a_terminal(user: User, answer: bytes, *argv: str) -> tuple[int, bytes]:
@@ -40,10 +23,10 @@ def _run_on_a_terminal(user: User, answer: bytes, *argv: str) -> tuple[int, byte
     if pid == 0:  # a session leader whose controlling terminal is the pty
         os.execve(args[0], args, user.env)  # noqa: S606 - no shell, by design
     try:
-        seen = _read_until(fd, b"[y/N]")
+        seen = read_until(fd, b"[y/N]")
         assert b"[y/N]" in seen, seen.decode(errors="replace")
         os.write(fd, answer + b"\r")
-        seen += _read_until(fd, b"\x00", timeout=30)
+        seen += read_until(fd, b"\x00", timeout=30)
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)

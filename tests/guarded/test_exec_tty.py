@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import sys
 import time
 
 import pytest
 
 from fixtures.sessions_harness import User
+from fixtures.terminal import read_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("mode")]
-
-
-def _read_until(fd: int, needle: bytes, timeout: float = 60) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
 
 
 def test_exec_it_passes_a_tty_through_after_approval(alice: User, bob: User) -> None:
@@ -39,7 +23,7 @@ def test_exec_it_passes_a_tty_through_after_approval(alice: User, bob: User) -> 
     if pid == 0:  # the child: a session leader whose controlling terminal is the pty
         os.execve(argv[0], argv, alice.env)  # noqa: S606 - no shell, by design
     try:
-        seen = _read_until(fd, b"cmd_")
+        seen = read_until(fd, b"cmd_")
         approval = next(
             w.strip(b"`();,.").decode()
             for w in seen.split()
@@ -48,10 +32,10 @@ def test_exec_it_passes_a_tty_through_after_approval(alice: User, bob: User) -> 
         assert bob.run("approve", approval).returncode == 0
         time.sleep(2)  # kubectl connects and switches the terminal to raw mode
         os.write(fd, b"tty\r")
-        seen = _read_until(fd, b"/dev/pts/")
+        seen = read_until(fd, b"/dev/pts/")
         assert b"/dev/pts/" in seen, seen.decode(errors="replace")
         os.write(fd, b"exit 0\r")
-        _read_until(fd, b"\x00", timeout=10)
+        read_until(fd, b"\x00", timeout=10)
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
