@@ -268,8 +268,7 @@ def _control(environ: Mapping[str, str], request: bytes) -> bytes | None:
     except OSError:
         return None
     try:
-        payload = request
-        sock.sendall(len(payload).to_bytes(4, "big") + payload)
+        sock.sendall(len(request).to_bytes(4, "big") + request)
         reply = b""
         while chunk := sock.recv(65536):
             reply += chunk

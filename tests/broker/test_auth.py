@@ -114,6 +114,10 @@ def test_bad_tokens_get_401_from_the_api(attack: str, broker: Broker) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "unauthorized"
     assert token not in response.text
+    # What would help: only a mismatch with the broker's oidc settings says so; the CLI
+    # then points at the operator instead of at `jitkube login`.
+    expected = {"wrong_audience": "audience", "wrong_issuer": "issuer"}.get(attack, "invalid")
+    assert response.json()["reason"] == expected
 
 
 def test_a_good_token_gives_identity_and_groups(clock: FakeClock) -> None:

@@ -424,15 +424,16 @@ def test_request_envelope_data_is_pinned() -> None:
     assert data["cached"] is False
 
 
-@pytest.mark.parametrize(
-    "detail", ["token is for another audience", "token is from another issuer"]
-)
+@pytest.mark.parametrize("reason", ["audience", "issuer"])
 def test_a_token_the_broker_can_never_accept_does_not_send_the_user_to_log_in_again(
-    detail: str,
+    reason: str,
 ) -> None:
-    # The broker's own wording (jitkube.broker.auth): logging in again gets the same token.
-    error = problem_error(401, {"code": "unauthorized", "detail": detail})
+    # The broker says why (tests/broker/test_auth.py checks it sends `reason`): logging in
+    # again gets the same kind of token.
+    error = problem_error(401, {"code": "unauthorized", "detail": "x", "reason": reason})
     assert error.exit_code == ExitCode.LOGIN_REQUIRED
     assert error.hint is not None
     assert "jitkube login" not in error.hint
     assert "oidc.audience" in error.hint
+    plain = problem_error(401, {"code": "unauthorized", "detail": "x", "reason": "invalid"})
+    assert plain.hint == "run `jitkube login`"

@@ -245,7 +245,7 @@ def create_app(
         except AuthError as exc:
             metrics.auth_failures.inc()
             _limit(f"ip:{request.client.host if request.client else '?'}")
-            raise BrokerError("unauthorized", str(exc)) from None
+            raise BrokerError("unauthorized", str(exc), extra={"reason": exc.reason}) from None
         except BrokerError as exc:
             if exc.code == "unauthorized":
                 metrics.auth_failures.inc()

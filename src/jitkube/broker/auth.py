@@ -31,7 +31,14 @@ _MAX_JWKS_BYTES = 1_048_576
 
 
 class AuthError(Exception):
-    """The token is not acceptable. The message is safe to show; it never holds the token."""
+    """The token is not acceptable. The message is safe to show; it never holds the token.
+
+    `reason` tells a client what would help: "audience" and "issuer" mean the broker and
+    the identity provider disagree (logging in again yields the same kind of token)."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -213,9 +220,9 @@ class TokenValidator:
                 },
             )
         except jwt.InvalidAudienceError:
-            raise AuthError("token is for another audience") from None
+            raise AuthError("token is for another audience", "audience") from None
         except jwt.InvalidIssuerError:
-            raise AuthError("token is from another issuer") from None
+            raise AuthError("token is from another issuer", "issuer") from None
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token ({exc.__class__.__name__})") from None
         self._check_times(claims)

@@ -70,7 +70,7 @@ def problem_error(status: int, body: Any, *, session_auth: bool = False) -> Jitk
                 f"the broker refused the session token: {detail}",
                 hint="run `jitkube request` for a new session",
             )
-        elif "audience" in detail or "issuer" in detail:
+        elif problem.get("reason") in ("audience", "issuer"):
             # A fresh login gets the same kind of token: the broker and the identity
             # provider disagree, which only its operator can change.
             error = LoginRequiredError(
