@@ -226,9 +226,16 @@ def test_config_can_turn_the_server_off(caller: Caller) -> None:
     config.parent.mkdir(parents=True)
     config.write_text("warm = false\n")
     del caller.env["JITKUBE_WARM"]  # the variable would win over the file
-    assert caller.run("check", "--", "kubectl", "get", "pods").returncode == 0
-    time.sleep(1.0)  # a server would have been spawned by now
-    assert caller.status()["running"] is False
+    argv = ("check", "--", "kubectl", "get", "pods")
+    assert caller.run(*argv).returncode == 0
+    deadline = time.monotonic() + 3  # a server, had one been started, answers well within
+    while time.monotonic() < deadline:
+        assert caller.status()["running"] is False
+        time.sleep(0.2)
+    # The same call with the setting back on does start one: the check above could fail.
+    config.write_text("warm = true\n")
+    assert caller.run(*argv).returncode == 0
+    assert caller.wait_for_server()["running"] is True
 
 
 def test_the_socket_and_its_directory_are_private(caller: Caller) -> None:
