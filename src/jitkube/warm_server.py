@@ -319,7 +319,10 @@ class _Spare:
         signal.set_wakeup_fd(-1)  # the parent's notice pipe is not for our signals
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        _prewarm()
+        # A caller already waiting (calls back to back) would only wait longer: its own
+        # judging faults in the same pages.
+        if not select.select([server.listener], [], [], 0)[0]:
+            _prewarm()
         while True:
             try:
                 conn, _ = server.listener.accept()
