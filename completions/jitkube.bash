@@ -119,7 +119,7 @@ _jitkube_spec() {
         'jitkube sandbox status') _jk_subs=''; _jk_opts='--debug --dir --help --non-interactive --output -o' ;;
         'jitkube sandbox up') _jk_subs=''; _jk_opts='--auto-approve --debug --dir --help --non-interactive --output -o' ;;
         'jitkube shim') _jk_subs='install'; _jk_opts='--debug --help --non-interactive --output -o' ;;
-        'jitkube shim install') _jk_subs=''; _jk_opts='--debug --dir --force --help --non-interactive --output -o' ;;
+        'jitkube shim install') _jk_subs=''; _jk_opts='--debug --dir --force --front --help --non-interactive --output -o' ;;
         'jitkube status') _jk_subs=''; _jk_opts='--broker --ca-bundle --debug --help --non-interactive --output -o' ;;
         'jitkube version') _jk_subs=''; _jk_opts='--debug --help --non-interactive --output -o' ;;
         'jitkube warm') _jk_subs='start status stop'; _jk_opts='--debug --help --non-interactive --output -o' ;;
@@ -232,6 +232,7 @@ _jitkube_value_kind() {
         'jitkube shim|--output') _jk_kind='choices:json text' ;;
         'jitkube shim|-o') _jk_kind='choices:json text' ;;
         'jitkube shim install|--dir') _jk_kind='dirs' ;;
+        'jitkube shim install|--front') _jk_kind='none' ;;
         'jitkube shim install|--output') _jk_kind='choices:json text' ;;
         'jitkube shim install|-o') _jk_kind='choices:json text' ;;
         'jitkube status|--broker') _jk_kind='none' ;;

@@ -15,14 +15,31 @@ from pathlib import Path
 MARKER = b"# jitkube-shim"
 
 
+# jitkube.front.MARKER, which front.c compiles into the binary (kept here: this module
+# is on the hot path and jitkube.front is not).
+COMPILED_MARKER = b"# jitkube-shim: compiled front end"
+_MAX_FRONT_SIZE = 1 << 20
+
+
 def is_shim(path: str | os.PathLike[str]) -> bool:
-    """True when `path` is a kubectl shim written by jitkube."""
+    """True when `path` is a kubectl shim (or compiled front end) written by jitkube."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(256)
+            if head.startswith(b"\x7fELF"):
+                return COMPILED_MARKER in head + fh.read(_MAX_FRONT_SIZE)
     except OSError:
         return False
     return head.startswith(b"#!") and MARKER in head
+
+
+def is_compiled(path: str | os.PathLike[str]) -> bool:
+    """True when `path` is jitkube's compiled front end (not the shell script)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF" and is_shim(path)
+    except OSError:
+        return False
 
 
 def shim_script(jitkube_command: list[str]) -> str:
@@ -42,19 +59,53 @@ def jitkube_command() -> list[str]:
     return [sys.executable, "-m", "jitkube"]
 
 
-def install(directory: Path, *, force: bool = False) -> Path:
-    """Write `DIRECTORY/kubectl` (0755). Refuses to overwrite a real kubectl."""
-    from jitkube.errors import UsageError
+FRONTS = ("auto", "compiled", "script")
 
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / "kubectl"
-    if target.exists() and not is_shim(target) and not force:
-        raise UsageError(
-            f"{target} exists and is not a jitkube shim; refusing to overwrite it",
-            hint="choose another --dir (one that comes first on the agent's PATH)",
+
+def install(directory: Path, *, force: bool = False, front: str = "auto") -> list[Path]:
+    """Write `DIRECTORY/kubectl` (0755) and, with the compiled front end, a `jitkube`
+    beside it. Refuses to overwrite files jitkube did not write.
+
+    front: "compiled" builds front.c (fails without a C compiler), "script" writes the
+    shell script, "auto" compiles where a compiler is found and works.
+    """
+    from jitkube import front as compiled
+    from jitkube.errors import ConfigError, UsageError
+
+    if front not in FRONTS:
+        raise UsageError(f"--front must be one of {', '.join(FRONTS)}, not {front!r}")
+    cc = compiled.compiler() if front != "script" else None
+    if front == "compiled" and cc is None:
+        raise ConfigError(
+            "no C compiler found to build jitkube's front end (looked for $CC, cc, gcc, clang)",
+            hint="install gcc, or use the script shim: --front script",
         )
+    directory.mkdir(parents=True, exist_ok=True)
+    targets = [directory / "kubectl"] + ([directory / "jitkube"] if cc else [])
+    for target in targets:
+        if target.exists() and not is_shim(target) and not force:
+            raise UsageError(
+                f"{target} exists and was not written by jitkube; refusing to overwrite it",
+                hint="choose another --dir (one that comes first on the agent's PATH)",
+            )
+    command = jitkube_command()
+    if cc is not None:
+        try:
+            for target in targets:
+                compiled.build(
+                    target, fallback=command, kubectl_shim=target.name == "kubectl", cc=cc
+                )
+            return targets
+        except ConfigError:
+            if front == "compiled":
+                raise
+        targets = targets[:1]  # auto: the compiler failed; the script still guards
+    target = targets[0]
     tmp = target.with_name(".kubectl.jitkube-shim.tmp")
-    tmp.write_text(shim_script(jitkube_command()))
+    tmp.write_text(shim_script(command))
     tmp.chmod(0o755)
     os.replace(tmp, target)
-    return target
+    beside = directory / "jitkube"  # a compiled one from an earlier install: now stale
+    if beside.exists() and is_shim(beside):
+        beside.unlink()
+    return [target]

@@ -35,7 +35,9 @@ MAGIC = b"JKW1"
 STATUS = b"JKW1-status"
 STOP = b"JKW1-stop"
 DEFAULT_IDLE = 900.0
-MAX_FRAME = 4 * 1024 * 1024  # argv + environment; Linux caps both together at ~2 MiB
+MAX_FRAME = 4 * 1024 * 1024
+# Set by the compiled front end (front.c) when it runs the Python jitkube: what it tried.
+FRONT_VARIABLE = "JITKUBE_WARM_FRONT"  # argv + environment; Linux caps both together at ~2 MiB
 _OFF = ("0", "false", "no", "off")
 # Set by attempt(): no server answered, so the in-process run may start one afterwards.
 server_absent = False
@@ -121,11 +123,34 @@ def _connect(path: str) -> Socket:
     return sock
 
 
+def _front_outcome(environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """What the compiled front end (front.c) already tried before it ran this process:
+    "absent" (no server answered, or it refused), "failed", or None (nothing, or a front
+    end built for another installation, which is told how to rebuild it)."""
+    note = environ.pop(FRONT_VARIABLE, None)
+    if note is None:
+        return None
+    outcome, _, tag = note.partition(":")
+    if tag != _tag():
+        os.write(
+            2,
+            b"jitkube: the compiled front end (kubectl shim) was built for another jitkube "
+            b"installation; every call takes the slow path until you run "
+            b"`jitkube shim install` again\n",
+        )
+        return None
+    return outcome
+
+
 def attempt(argv: Sequence[str]) -> int | None:
     """Run this call in the warm server; None means "run it here" (nothing ran yet)."""
     global server_absent
     environ = os.environ
     if not hot_command(argv) or not enabled(environ):
+        return None
+    front = _front_outcome(environ)
+    if front is not None:  # the front end tried already: do not knock twice
+        server_absent = front == "absent"
         return None
     path = socket_path(environ)
     if path is None:

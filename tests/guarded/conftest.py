@@ -21,7 +21,7 @@ from fixtures.sessions_harness import (
     login_user,
     start_broker,
 )
-from fixtures.warm import warm_served, warm_server
+from fixtures.warm import compiled_front, warm_served, warm_server
 from jitkube.sandbox.broker import sandbox_broker_config
 from jitkube.sandbox.world import SANDBOX_ROLES
 
@@ -100,13 +100,17 @@ def bob(
     return _user("bob", tmp_path, guarded_logins, guarded_idp, guarded_broker)
 
 
-@pytest.fixture(params=["in-process", "warm"])
-def mode(request: pytest.FixtureRequest, alice: User) -> Iterator[str]:
-    """Run a test twice: jitkube in-process, and through the warm server (jitkube.warm),
-    which must behave the same; the warm run proves the server served alice's calls."""
+@pytest.fixture(params=["in-process", "warm", "compiled"])
+def mode(request: pytest.FixtureRequest, alice: User, tmp_path: Path) -> Iterator[str]:
+    """Run a test three times: jitkube in-process; through the warm server (jitkube.warm)
+    from the Python front end; and from the compiled front end (front.c) that `jitkube
+    shim install` builds. All must behave the same; the warm runs prove the server
+    served alice's calls."""
     if request.param == "in-process":
         yield "in-process"
         return
     with warm_server(alice):
-        yield "warm"
+        if request.param == "compiled":
+            alice.command = [str(compiled_front(tmp_path / "front"))]
+        yield request.param
         assert warm_served(alice) >= 1, "the warm server served none of alice's calls"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pty
-import sys
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ PODS = resolve_type("pods")
 
 
 def _run_on_a_terminal(user: User, answer: bytes, *argv: str) -> tuple[int, bytes]:
-    args = [sys.executable, "-m", "jitkube", *argv]
+    args = [*user.command, *argv]
     pid, fd = pty.fork()
     if pid == 0:  # a session leader whose controlling terminal is the pty
         os.execve(args[0], args, user.env)  # noqa: S606 - no shell, by design

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pty
-import sys
 import time
 
 import pytest
@@ -17,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures
 
 def test_exec_it_passes_a_tty_through_after_approval(alice: User, bob: User) -> None:
     assert alice.run("request", "--role", "admin", "--ttl", "15m").returncode == 0
-    argv = [sys.executable, "-m", "jitkube", "kubectl", "exec", "-it", "-n", "default",
+    argv = [*alice.command, "kubectl", "exec", "-it", "-n", "default",
             "web-7d4b9c6f5-abcde", "--", "sh"]  # fmt: skip
     pid, fd = pty.fork()
     if pid == 0:  # the child: a session leader whose controlling terminal is the pty

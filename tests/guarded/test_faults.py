@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,7 @@ def test_ctrl_z_suspends_kubectl_with_jitkube_and_fg_resumes_it(alice: User) -> 
     jitkube (it would keep printing otherwise) and continue when the shell resumes it."""
     _request_admin(alice)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jitkube", "kubectl", "get", "pods", "-n", "prod", "-w"],
+        [*alice.command, "kubectl", "get", "pods", "-n", "prod", "-w"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

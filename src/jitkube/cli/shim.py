@@ -25,16 +25,30 @@ def register(app: typer.Typer, env: Environment) -> None:
     def install(
         directory: Path = DIR_OPTION,
         force: bool = typer.Option(False, "--force", help="Overwrite a non-shim kubectl."),
+        front: str = typer.Option(
+            "auto",
+            "--front",
+            help="compiled: build the C front end (hot calls skip Python's start-up; needs a "
+            "C compiler); script: a shell script; auto: compiled where a compiler works.",
+        ),
     ) -> None:
         """Write the kubectl shim."""
         from jitkube.shim import install as do_install
+        from jitkube.shim import is_compiled
 
-        target = do_install(directory.expanduser(), force=force)
+        written = do_install(directory.expanduser(), force=force, front=front)
+        kind = "compiled" if is_compiled(written[0]) else "script"
         if env.json_output:
-            data = {"path": str(target), "path_entry": str(target.parent)}
+            data = {
+                "path": str(written[0]),
+                "path_entry": str(written[0].parent),
+                "front": kind,
+                "files": [str(p) for p in written],
+            }
             env.stdout.write(envelope.dumps(envelope.build("shim install", "ok", 0, data)) + "\n")
         else:
+            for path in written:
+                env.stdout.write(f"wrote {path} ({kind})\n")
             env.stdout.write(
-                f"wrote {target}\n"
-                f'put it first on the agent\'s PATH:  export PATH="{target.parent}:$PATH"\n'
+                f'put it first on the agent\'s PATH:  export PATH="{written[0].parent}:$PATH"\n'
             )
