@@ -29,10 +29,13 @@ import time
 from pathlib import Path
 
 from _common import emit
+from jitkube.front import compiler
 from jitkube.sandbox.world import Sandbox
 from jitkube.session_cache import CachedSession, save
+from jitkube.shim import install
 
 REPO = Path(__file__).resolve().parents[1]
+COMPILED = "jitkube kubectl, compiled front end"
 
 
 def pinned_kubectl() -> str:
@@ -137,6 +140,17 @@ def main() -> int:
             "jitkube kubectl": [jitkube, "kubectl", "get", "pods"],
             "jitkube kubectl, in-process": [jitkube, "kubectl", "get", "pods"],
         }
+        # `jitkube shim install` compiles the front end (front.c) where a C compiler
+        # works: the agent's `kubectl` and `jitkube` then skip Python's start-up.
+        if compiler() is not None:
+            shim_dir = tmp / "shim"
+            install(shim_dir, front="compiled")
+            commands[COMPILED] = [str(shim_dir / "jitkube"), "kubectl", "get", "pods"]
+            commands["kubectl shim (compiled front end)"] = [
+                str(shim_dir / "kubectl"),
+                "get",
+                "pods",
+            ]
         exec_env = dict(env)
         if aws:
             exec_kube = tmp / "exec.kubeconfig"
@@ -167,20 +181,26 @@ def main() -> int:
             return 1
         results = time_commands_env(commands, env, exec_env, args.runs)
         base = results["bare kubectl (static token)"].median
-        jit = results["jitkube kubectl"].median
+        script = results["jitkube kubectl"].median
+        cold = results["jitkube kubectl, in-process"].median
+        # The headline is what an agent set up as docs/agents.md says runs: the compiled
+        # front end where it was built, else the Python console script.
+        headline = COMPILED if COMPILED in results else "jitkube kubectl"
+        jit = results[headline].median
+        how = "compiled front end" if headline == COMPILED else "console script"
         for label, t in results.items():
             print(
-                f"{label:32s} median {t.median:7.1f} ms  p90 {t.p90:7.1f} ms  "
+                f"{label:36s} median {t.median:7.1f} ms  p90 {t.p90:7.1f} ms  "
                 f"({t.median / base:4.2f}x bare)"
             )
-        cold = results["jitkube kubectl, in-process"].median
-        print(f"jitkube / bare = {jit / base:.2f}x (goal <= 1.20x)")
+        print(f"jitkube / bare = {jit / base:.2f}x (goal <= 1.20x; {headline})")
         emit(
             "jitkube kubectl / bare kubectl",
             round(jit / base, 2),
             "x",
             goal=("<=", 1.2),
-            detail=f"median {jit:.1f} vs {base:.1f} ms, warm server; in-process {cold / base:.2f}x",
+            detail=f"median {jit:.1f} vs {base:.1f} ms, {how}, warm server; "
+            f"console script {script / base:.2f}x; in-process {cold / base:.2f}x",
         )
         if "kubectl + aws eks get-token" in results:
             plugin = results["kubectl + aws eks get-token"].median
@@ -194,7 +214,7 @@ def main() -> int:
                 # A jitkube that cost nothing would still run kubectl: plugin / bare is
                 # the most this ratio can be on this machine.
                 detail=f"median {plugin:.1f} ms; at zero overhead {plugin / base:.1f}x; "
-                f"vs in-process jitkube {plugin / cold:.1f}x",
+                f"vs console script {plugin / script:.1f}x, in-process {plugin / cold:.1f}x",
             )
         else:
             print("exec plugin row skipped: the aws CLI is not installed (pip install awscli)")
