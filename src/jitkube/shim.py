@@ -18,7 +18,7 @@ MARKER = b"# jitkube-shim"
 # jitkube.front.MARKER, which front.c compiles into the binary (kept here: this module
 # is on the hot path and jitkube.front is not).
 COMPILED_MARKER = b"# jitkube-shim: compiled front end"
-_MAX_FRONT_SIZE = 1 << 20
+_MAX_FRONT_SIZE = 1 << 18
 
 
 def is_shim(path: str | os.PathLike[str]) -> bool:
@@ -27,7 +27,10 @@ def is_shim(path: str | os.PathLike[str]) -> bool:
         with open(path, "rb") as fh:
             head = fh.read(256)
             if head.startswith(b"\x7fELF"):
-                return COMPILED_MARKER in head + fh.read(_MAX_FRONT_SIZE)
+                # The front end is ~20 KiB; a real kubectl (~50 MiB) is not read at all.
+                if os.fstat(fh.fileno()).st_size > _MAX_FRONT_SIZE:
+                    return False
+                return COMPILED_MARKER in head + fh.read()
     except OSError:
         return False
     return head.startswith(b"#!") and MARKER in head
