@@ -191,7 +191,7 @@ class Demo:
         if show:
             self._show_command(user, args, extra_env)
         done = subprocess.run(
-            [sys.executable, "-m", "jitkube", *args],
+            [sys.executable, "-P", "-m", "jitkube", *args],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             env=env,
@@ -206,7 +206,7 @@ class Demo:
         env = {**self.users[user], **(extra_env or {})}
         self._show_command(user, args, extra_env)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jitkube", *args],
+            [sys.executable, "-P", "-m", "jitkube", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

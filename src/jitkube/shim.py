@@ -59,7 +59,7 @@ def jitkube_command() -> list[str]:
     script = Path(sys.executable).with_name("jitkube")
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
-    return [sys.executable, "-m", "jitkube"]
+    return [sys.executable, "-P", "-m", "jitkube"]  # -P: never a `jitkube` of the cwd
 
 
 FRONTS = ("auto", "compiled", "script")

@@ -155,6 +155,13 @@ def attempt(argv: Sequence[str]) -> int | None:
     path = socket_path(environ)
     if path is None:
         return None
+    try:
+        for fd in (0, 1, 2):
+            os.fstat(fd)
+    except OSError:
+        # stdin, stdout or stderr is closed: the socket would take its number and go to
+        # the worker as the caller's own descriptor (a read of stdin would wait on it).
+        return None
     import _socket
 
     try:
@@ -269,7 +276,9 @@ def spawn_server(environ: Mapping[str, str]) -> None:
         try:
             os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-m", "jitkube.warm", path, str(idle_seconds(environ))],
+                # -P: the caller's working directory is not put first on sys.path, so a
+                # `jitkube` package there is never imported into the server.
+                [sys.executable, "-P", "-m", "jitkube.warm", path, str(idle_seconds(environ))],
                 server_environment(environ),
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, devnull, 0),

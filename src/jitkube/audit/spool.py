@@ -392,7 +392,7 @@ def spawn_background_flush(
         try:
             pid = os.posix_spawnp(
                 executable,
-                [executable, "-m", "jitkube.audit.background"],
+                [executable, "-P", "-m", "jitkube.audit.background"],  # -P: no cwd on sys.path
                 os.environ,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, read_end, 0),

@@ -89,7 +89,7 @@ def up(directory: Path, *, auto_approve: str | None = None) -> tuple[SandboxStat
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     (directory / STATE_FILE).unlink(missing_ok=True)
     log = directory / "sandbox.log"
-    cmd = [sys.executable, "-m", "jitkube.sandbox.daemon", "--dir", str(directory)]
+    cmd = [sys.executable, "-P", "-m", "jitkube.sandbox.daemon", "--dir", str(directory)]
     if auto_approve:
         cmd += ["--auto-approve", auto_approve]
     with open(log, "wb") as log_fh:
