@@ -23,6 +23,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -138,19 +140,66 @@ static int socket_path(char *out, size_t size) {
     return n > 0 && (size_t)n < size && n < 104;
 }
 
-/* The environment as Python's os.environ sees it: entries with '=', first of a name. */
+/* The environment as Python's os.environ sees it: entries with '=', first of a name.
+   Names already sent sit in an open-addressing table: linear in the environment's size
+   (comparing each entry with all earlier ones took 40 s for 80,000 entries). */
 static void put_environment(struct buf *b) {
+    size_t count = 0, slots = 64;
+    for (char **e = environ; *e; e++)
+        count++;
+    while (slots < 2 * count)
+        slots *= 2;
+    char **sent = calloc(slots, sizeof *sent);
+    if (!sent) {
+        b->failed = 1;
+        return;
+    }
     for (char **e = environ; *e; e++) {
         const char *eq = strchr(*e, '=');
         if (!eq)
             continue;
         size_t key = (size_t)(eq - *e) + 1; /* with the '=' */
-        int seen = 0;
-        for (char **f = environ; f < e && !seen; f++)
-            seen = strncmp(*f, *e, key) == 0;
-        if (!seen)
-            field(b, *e);
+        uint64_t h = 0xcbf29ce484222325u;
+        for (size_t i = 0; i < key; i++)
+            h = (h ^ (unsigned char)(*e)[i]) * 0x100000001b3u;
+        size_t slot = (size_t)h & (slots - 1);
+        while (sent[slot] && strncmp(sent[slot], *e, key) != 0)
+            slot = (slot + 1) & (slots - 1);
+        if (sent[slot])
+            continue; /* a later entry of a name already sent */
+        sent[slot] = *e;
+        field(b, *e);
     }
+    free(sent);
+}
+
+/* Python's start-up (PEP 538) puts LC_CTYPE=C.UTF-8 into its own environment when the
+   LC_CTYPE locale is the legacy "C" one, so the Python jitkube sends (and runs kubectl
+   with) that variable: do the same. 0 when Python would also print a warning about it. */
+static int coerce_locale_as_python(void) {
+    const char *mode = getenv("PYTHONCOERCECLOCALE");
+    const char *all = getenv("LC_ALL");
+    if ((mode && strcmp(mode, "0") == 0) || (all && *all))
+        return 1;
+    setlocale(LC_CTYPE, "");
+    const char *ctype = setlocale(LC_CTYPE, NULL);
+    if (!ctype || strcmp(ctype, "C") != 0)
+        return 1;
+    if (mode && strcmp(mode, "warn") == 0)
+        return 0;
+    static const char *const targets[] = {"C.UTF-8", "C.utf8", "UTF-8", NULL};
+    for (const char *const *t = targets; *t; t++) {
+        if (!setlocale(LC_CTYPE, *t))
+            continue;
+        const char *codeset = nl_langinfo(CODESET);
+        if (codeset && *codeset) {
+            setenv("LC_CTYPE", *t, 1);
+            break;
+        }
+        setlocale(LC_CTYPE, "");
+    }
+    setlocale(LC_CTYPE, "C");
+    return 1;
 }
 
 static void forward(int sig) {
@@ -189,18 +238,19 @@ static int follow(void) {
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
         on_signal(forwarded[i], forward, SA_RESTART);
     on_signal(SIGTSTP, suspend, SA_NODEFER | SA_RESTART);
-    unsigned char reply[2];
+    unsigned char reply[2], chunk[2];
     size_t got = 0;
-    while (got < 2) {
-        ssize_t r = recv(jk_sock, reply + got, 2 - got, 0);
+    for (;;) { /* as _follow: "X" + code ends it; anything else is read to the end */
+        ssize_t r = recv(jk_sock, chunk, got < 2 ? 2 - got : sizeof chunk, 0);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             break;
-        got += (size_t)r;
+        for (ssize_t i = 0; i < r && got < 2; i++)
+            reply[got++] = chunk[i];
+        if (got == 2 && reply[0] == 'X')
+            _exit(reply[1]);
     }
-    if (got == 2 && reply[0] == 'X')
-        _exit(reply[1]);
     static const char lost[] = "jitkube: the warm server's worker ended without an exit code; "
                                "run again with JITKUBE_WARM=0 and report it\n";
     if (write(2, lost, sizeof lost - 1) < 0) {
@@ -222,6 +272,12 @@ static int attempt(char **args, int n, enum tried *tried) {
     if (sock < 0)
         return -1;
     *tried = FAILED;
+    if (sock <= 2) {
+        /* stdin, stdout or stderr is closed and the socket took its number: it would go
+           to the worker as the caller's own descriptor. Python runs it (without knocking). */
+        close(sock);
+        return -1;
+    }
     struct sockaddr_un addr;
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
@@ -251,8 +307,9 @@ static int attempt(char **args, int n, enum tried *tried) {
     for (int i = 0; i < n; i++)
         field(&b, args[i]);
     put_environment(&b);
+    int no_cwd = cwd == NULL;
     free(cwd);
-    if (!cwd || b.failed || b.len - 4 > MAX_FRAME) {
+    if (no_cwd || b.failed || b.len - 4 > MAX_FRAME) {
         free(b.data);
         close(sock);
         return -1;
@@ -338,7 +395,10 @@ int main(int argc, char **argv) {
         own[k++] = argv[i];
     own[k] = NULL;
 
-    if (warm_allowed() && hot_command(own, n)) {
+    /* A JITKUBE_WARM_FRONT the caller set: the Python jitkube removes it (and may warn
+       or run in-process) before it offers anything to the server. */
+    if (warm_allowed() && hot_command(own, n) && !getenv("JITKUBE_WARM_FRONT") &&
+        coerce_locale_as_python()) {
         enum tried tried = UNTRIED;
         int code = attempt(own, n, &tried);
         if (code >= 0)

@@ -25,7 +25,13 @@ SOURCE = Path(__file__).with_name("front.c")
 # jitkube.shim.is_shim() looks for this in an ELF file; front.c compiles it in.
 MARKER = "# jitkube-shim: compiled front end"
 # Common hardening where the compiler knows it; tried first, dropped if it fails.
-_HARDENING = ["-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-fPIE", "-pie"]
+_HARDENING = [
+    "-fstack-protector-strong",
+    "-D_FORTIFY_SOURCE=2",
+    "-fPIE",
+    "-pie",
+    "-Wl,-z,relro,-z,now",
+]
 
 
 def compiler(environ: dict[str, str] | None = None) -> str | None:
