@@ -238,6 +238,27 @@ def test_config_can_turn_the_server_off(caller: Caller) -> None:
     assert caller.wait_for_server()["running"] is True
 
 
+def test_turning_it_off_in_config_stops_a_running_server(caller: Caller) -> None:
+    config = Path(caller.env["XDG_CONFIG_HOME"]) / "jitkube" / "config.toml"
+    config.parent.mkdir(parents=True)
+    del caller.env["JITKUBE_WARM"]  # the variable would win over the file
+    argv = ("check", "--", "kubectl", "get", "pods")
+    assert caller.run("warm", "start").returncode == 0
+    assert caller.run(*argv).returncode == 0
+    assert caller.status()["served"] == 1  # on: served
+    config.write_text("warm = false\n")
+    done = caller.run(*argv)
+    assert done.returncode == 0, done
+    assert b"decision:   allow" in done.stdout  # the call ran, in-process
+    deadline = time.monotonic() + 10
+    while caller.status()["running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert caller.status()["running"] is False  # and the server went away for good
+    assert caller.run(*argv).returncode == 0
+    time.sleep(1)  # a server, had the call started one, would answer within this
+    assert caller.status()["running"] is False
+
+
 def test_the_socket_and_its_directory_are_private(caller: Caller) -> None:
     assert caller.run("warm", "start").returncode == 0
     directory = Path(caller.runtime, "jitkube")

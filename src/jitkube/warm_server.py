@@ -45,6 +45,7 @@ def _preload() -> None:
     import jitkube.broker_http
     import jitkube.check
     import jitkube.command_approval
+    import jitkube.config
     import jitkube.entry
     import jitkube.envelope
     import jitkube.hotpath
@@ -350,6 +351,10 @@ class _Spare:
                         conn.sendall(b"R")  # the caller runs in-process and starts anew
                         self._notify(b"R")
                         return
+                    if _turned_off(payload):
+                        conn.sendall(b"R")  # in-process, and no new server (config says)
+                        self._notify(b"S")
+                        return
                 except OSError:
                     _close_all(fds)
                     continue
@@ -372,6 +377,19 @@ class _Spare:
                 "socket": server.path,
             }
         ).encode()
+
+
+def _turned_off(payload: bytes) -> bool:
+    """The caller's config.toml says `warm = false` (set after this server started):
+    its calls run in-process from now on, and this server stops."""
+    from jitkube.config import load
+    from jitkube.errors import JitkubeError
+
+    try:
+        _cwd, _umask, _argv, environ = _parse(payload)
+        return load(environ).warm is False
+    except (JitkubeError, ValueError, OSError):
+        return False  # the worker reports a broken config the way an in-process call does
 
 
 def _close_all(fds: list[int]) -> None:
