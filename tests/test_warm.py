@@ -259,6 +259,27 @@ def test_turning_it_off_in_config_stops_a_running_server(caller: Caller) -> None
     assert caller.status()["running"] is False
 
 
+@pytest.mark.parametrize("closed", [0, 1, 2])
+def test_a_closed_standard_stream_becomes_dev_null_and_the_call_is_served(
+    caller: Caller, closed: int
+) -> None:
+    """Else the socket (or the kubeconfig) would take the closed stream's number."""
+    assert caller.run("warm", "start").returncode == 0
+    argv = [sys.executable, "-m", "jitkube", "check", "--", "kubectl", "apply", "-f", "-"]
+
+    def run(**kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(  # type: ignore[call-overload,no-any-return]
+            argv, env=caller.env, capture_output=True, timeout=60, check=False, **kwargs
+        )
+
+    done = run(stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(closed))
+    with_null = run(stdin=subprocess.DEVNULL)
+    assert done.returncode == with_null.returncode == 0, done
+    assert done.stdout == (b"" if closed == 1 else with_null.stdout)
+    assert done.stderr == (b"" if closed == 2 else with_null.stderr)
+    assert caller.status()["served"] == 2  # both went through the server
+
+
 def test_the_socket_and_its_directory_are_private(caller: Caller) -> None:
     assert caller.run("warm", "start").returncode == 0
     directory = Path(caller.runtime, "jitkube")

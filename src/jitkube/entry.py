@@ -152,6 +152,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     if argv is None and env is None:
         from jitkube import warm
 
+        _std_fds_open()
         served = warm.attempt(sys.argv[1:])
         if served is not None:
             return served
@@ -162,6 +163,22 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
             _exit_now(code)
         return code
     return _main(argv, env)
+
+
+def _std_fds_open() -> None:
+    """Put /dev/null on a closed stdin, stdout or stderr, as OpenSSH and sudo do: else the
+    next file jitkube opens (the socket to the warm server, the private kubeconfig) takes
+    that number, and kubectl or a worker would read or write it as a standard stream."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 def _exit_now(code: int) -> None:
