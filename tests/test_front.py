@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.env import isolated_environment
+from fixtures.terminal import read_until
 from jitkube.errors import ConfigError, UsageError
 from jitkube.front import build, compiler, config_header
 from jitkube.shim import install, is_compiled, is_shim, jitkube_command
@@ -300,6 +302,36 @@ def test_a_socket_of_another_user_gets_nothing(caller: Caller) -> None:
     finally:
         os.close(received[0])
         os.waitpid(pid, 0)
+
+
+@pytest.mark.parametrize("front", ["compiled", "python"])
+@pytest.mark.parametrize("background", [False, True])
+def test_a_background_job_of_a_terminal_is_never_served(
+    caller: Caller, front: str, background: bool
+) -> None:
+    """A worker is in another session: reading the terminal there would take keystrokes
+    meant for the foreground instead of stopping the job (SIGTTIN). So a background job
+    runs in-process; a foreground one is served."""
+    caller.run("warm", "start")
+    argv = [str(caller.front)] if front == "compiled" else [sys.executable, "-m", "jitkube"]
+    argv += ["check", "--", "kubectl", "get", "pods"]
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - a session leader on the pty, then the job
+        job = os.fork()
+        if job == 0:
+            if background:
+                os.setpgid(0, 0)  # a process group that is not the terminal's foreground
+            os.execve(argv[0], argv, caller.env)  # noqa: S606 - no shell, by design
+        _, status = os.waitpid(job, 0)
+        os._exit(os.waitstatus_to_exitcode(status))
+    try:
+        seen = read_until(fd, b"reads objects")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert b"decision:   allow" in seen
+    assert caller.status()["served"] == (0 if background else 1)
 
 
 def test_install_never_overwrites_a_jitkube_it_did_not_write(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 /* JK_TAG, JK_MARKER, JK_KUBECTL_SHIM (1: prepend "kubectl", the PATH shim) and
@@ -268,14 +269,28 @@ static int attempt(char **args, int n, enum tried *tried) {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     if (!socket_path(path, sizeof path))
         return -1;
-    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (sock < 0)
+    /* warm._foreground_tty(): a background job of its terminal goes to Python, which
+       runs it in-process, so that a prompt stops it (SIGTTIN) instead of a worker in
+       another session reading keystrokes meant for the foreground. */
+    int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (tty >= 0 && tcgetpgrp(tty) != getpgrp()) {
+        close(tty);
         return -1;
+    }
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) {
+        if (tty >= 0)
+            close(tty);
+        return -1;
+    }
     *tried = FAILED;
-    if (sock <= 2) {
-        /* stdin, stdout or stderr is closed and the socket took its number: it would go
-           to the worker as the caller's own descriptor. Python runs it (without knocking). */
+    if (sock <= 2 || (tty >= 0 && tty <= 2)) {
+        /* stdin, stdout or stderr is closed and the socket (or the terminal) took its
+           number: it would go to the worker as the caller's own descriptor. Python puts
+           /dev/null there and runs it (without knocking again). */
         close(sock);
+        if (tty >= 0)
+            close(tty);
         return -1;
     }
     struct sockaddr_un addr;
@@ -288,6 +303,8 @@ static int attempt(char **args, int n, enum tried *tried) {
         getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0 ||
         cred.uid != getuid()) {
         close(sock);
+        if (tty >= 0)
+            close(tty);
         *tried = ABSENT;
         return -1;
     }
@@ -312,6 +329,8 @@ static int attempt(char **args, int n, enum tried *tried) {
     if (no_cwd || b.failed || b.len - 4 > MAX_FRAME) {
         free(b.data);
         close(sock);
+        if (tty >= 0)
+            close(tty);
         return -1;
     }
     uint32_t size = (uint32_t)(b.len - 4);
@@ -320,8 +339,7 @@ static int attempt(char **args, int n, enum tried *tried) {
     b.data[2] = (char)(size >> 8);
     b.data[3] = (char)size;
 
-    int fds[4] = {0, 1, 2, -1};
-    fds[3] = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int fds[4] = {0, 1, 2, tty};
     size_t nfds = fds[3] < 0 ? 3 : 4;
     union {
         char space[CMSG_SPACE(sizeof fds)];

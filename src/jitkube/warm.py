@@ -142,6 +142,24 @@ def _front_outcome(environ: dict[str, str] | os._Environ[str]) -> str | None:
     return outcome
 
 
+def _foreground_tty() -> int | None:
+    """The controlling terminal (-1 without one), or None when this process is a
+    background job of it: run in-process then, so that a prompt read from the terminal
+    stops the job (SIGTTIN) as usual instead of taking keystrokes from the foreground
+    (a worker is in another session, where job control does not reach)."""
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return -1
+    try:
+        if os.tcgetpgrp(tty) == os.getpgrp():
+            return tty
+    except OSError:
+        pass
+    os.close(tty)
+    return None
+
+
 def attempt(argv: Sequence[str]) -> int | None:
     """Run this call in the warm server; None means "run it here" (nothing ran yet)."""
     global server_absent
@@ -162,20 +180,20 @@ def attempt(argv: Sequence[str]) -> int | None:
         # stdin, stdout or stderr is closed: the socket would take its number and go to
         # the worker as the caller's own descriptor (a read of stdin would wait on it).
         return None
+    tty = _foreground_tty()
+    if tty is None:
+        return None
     import _socket
 
     try:
         sock = _connect(path)
     except OSError:
         server_absent = True
+        if tty >= 0:
+            os.close(tty)
         return None
-    tty = -1
     try:
         frame = _frame(argv, environ)
-        try:
-            tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-        except OSError:
-            tty = -1
         fds = [0, 1, 2] if tty < 0 else [0, 1, 2, tty]
         ancillary = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
         sent = sock.sendmsg([frame], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, ancillary)])
