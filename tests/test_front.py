@@ -16,15 +16,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fixtures.env import isolated_environment
 from fixtures.terminal import read_until
+from fixtures.warm import WarmCaller
 from jitkube.errors import ConfigError, UsageError
 from jitkube.front import build, compiler, config_header
 from jitkube.shim import install, is_compiled, is_shim, jitkube_command
@@ -33,20 +32,17 @@ from jitkube.warm import socket_path
 MANIFEST = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: prod\n"
 
 
-class Caller:
-    """A user with a short private runtime directory (socket paths must fit ~100 bytes)
-    and the compiled front end installed in a directory of their own."""
+class Caller(WarmCaller):
+    """A warm-server user with the compiled front end installed in a directory of their
+    own: `run` goes through it, `python` runs the same call in-process."""
 
     def __init__(self, root: Path) -> None:
-        self.runtime = tempfile.mkdtemp(prefix="jkf-", dir="/tmp")
-        os.chmod(self.runtime, 0o700)
-        self.env = isolated_environment(root)
-        self.env.update(XDG_RUNTIME_DIR=self.runtime, JITKUBE_WARM="1", JITKUBE_WARM_IDLE="60")
+        super().__init__(root)
         self.bin = root / "bin"
         install(self.bin, front="compiled")
         self.front = self.bin / "jitkube"
 
-    def run(
+    def run(  # type: ignore[override]
         self,
         *args: str,
         front: Path | None = None,
@@ -55,7 +51,7 @@ class Caller:
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         """`jitkube ARGS` through the compiled front end (or another one given)."""
-        return self._run([str(front or self.front), *args], stdin, extra_env, cwd)
+        return self._spawn([str(front or self.front), *args], stdin, extra_env, cwd)
 
     def python(
         self,
@@ -66,35 +62,7 @@ class Caller:
     ) -> subprocess.CompletedProcess[bytes]:
         """The same call in-process in the Python jitkube (JITKUBE_WARM=0 unless given)."""
         env = {"JITKUBE_WARM": "0", **(extra_env or {})}
-        return self._run([sys.executable, "-m", "jitkube", *args], stdin, env, cwd)
-
-    def _run(
-        self, argv: list[str], stdin: bytes, extra_env: dict[str, str] | None, cwd: Path | None
-    ) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            argv,
-            input=stdin,
-            capture_output=True,
-            env={**self.env, **(extra_env or {})},
-            cwd=cwd,
-            timeout=60,
-            check=False,
-        )
-
-    def status(self) -> dict[str, object]:
-        done = self.python("--output", "json", "warm", "status", extra_env={"JITKUBE_WARM": "1"})
-        assert done.returncode == 0, done
-        data: dict[str, object] = json.loads(done.stdout)["data"]
-        return data
-
-    def wait_for_server(self) -> dict[str, object]:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            data = self.status()
-            if data["running"]:
-                return data
-            time.sleep(0.1)
-        raise AssertionError("no warm server started")
+        return self._spawn([sys.executable, "-m", "jitkube", *args], stdin, env, cwd)
 
 
 @pytest.fixture
@@ -103,8 +71,7 @@ def caller(tmp_path: Path) -> Iterator[Caller]:
     try:
         yield who
     finally:
-        who.python("warm", "stop", extra_env={"JITKUBE_WARM": "1"})
-        shutil.rmtree(who.runtime, ignore_errors=True)
+        who.close()
 
 
 def _same(a: subprocess.CompletedProcess[bytes], b: subprocess.CompletedProcess[bytes]) -> None:

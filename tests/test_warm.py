@@ -11,14 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fixtures.env import isolated_environment
+from fixtures.warm import WarmCaller as Caller
 
 MANIFEST = """apiVersion: v1
 kind: ConfigMap
@@ -30,58 +29,13 @@ data:
 """
 
 
-class Caller:
-    """One user's environment, with a runtime directory short enough for a socket."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.runtime = tempfile.mkdtemp(prefix="jkw-", dir="/tmp")
-        os.chmod(self.runtime, 0o700)
-        self.env = isolated_environment(root)
-        self.env.update(XDG_RUNTIME_DIR=self.runtime, JITKUBE_WARM="1", JITKUBE_WARM_IDLE="60")
-
-    def run(
-        self,
-        *args: str,
-        cwd: Path | None = None,
-        stdin: bytes = b"",
-        extra_env: dict[str, str] | None = None,
-        python: list[str] | None = None,
-    ) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [*(python or [sys.executable]), "-m", "jitkube", *args],
-            input=stdin,
-            capture_output=True,
-            env={**self.env, **(extra_env or {})},
-            cwd=cwd,
-            timeout=60,
-            check=False,
-        )
-
-    def status(self, extra_env: dict[str, str] | None = None) -> dict[str, object]:
-        done = self.run("--output", "json", "warm", "status", extra_env=extra_env)
-        assert done.returncode == 0, done
-        data: dict[str, object] = json.loads(done.stdout)["data"]
-        return data
-
-    def wait_for_server(self, extra_env: dict[str, str] | None = None) -> dict[str, object]:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            data = self.status(extra_env)
-            if data["running"]:
-                return data
-            time.sleep(0.1)
-        raise AssertionError("no warm server started")
-
-
 @pytest.fixture
 def caller(tmp_path: Path) -> Iterator[Caller]:
     who = Caller(tmp_path)
     try:
         yield who
     finally:
-        who.run("warm", "stop")
-        shutil.rmtree(who.runtime, ignore_errors=True)
+        who.close()
 
 
 def test_the_first_call_starts_a_server_and_later_calls_match_in_process_ones(
