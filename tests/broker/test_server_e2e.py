@@ -342,6 +342,32 @@ def test_serve_refuses_a_bad_config_before_listening(
         serve(ServeOptions(config, port=0))
 
 
+def test_what_start_up_built_is_frozen_out_of_the_garbage_collectors_sight(
+    tmp_path: Path,
+) -> None:
+    """A full collection must not walk the broker's imports and app on every run: they are
+    frozen once the app is built, before the first request."""
+    import gc
+
+    from jitkube.broker.server import ServeOptions, _build_app
+
+    data = broker_config_dict()
+    data["storage"] = {"url": f"sqlite:///{tmp_path / 'broker.db'}"}
+    config = tmp_path / "broker.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    gc.unfreeze()
+    app, store = _build_app(ServeOptions(config, port=0))
+    try:
+        assert gc.get_freeze_count() > 10_000
+        # Frozen objects are in no generation: a collection never walks them.
+        walked = gc.get_objects()
+        assert not any(obj is app or obj is store for obj in walked)
+        del walked
+    finally:
+        store.close()
+        gc.unfreeze()
+
+
 def test_serve_wants_certificate_and_key_together(tmp_path: Path) -> None:
     from jitkube.broker.server import ServeOptions, serve
     from jitkube.errors import ConfigError

@@ -19,6 +19,7 @@ and removed at exit).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -98,7 +99,21 @@ def _build_app(
     # not fatal: EKS may be briefly unreachable, the other clusters still work, and the
     # lookup is retried on use (where it fails with `eks_unavailable`).
     app.state.clusters.prefetch()
+    _freeze_start_up_objects()
     return app, store
+
+
+def _freeze_start_up_objects() -> None:
+    """Take what start-up built (modules, app, clients) out of the collector's sight.
+
+    Those are well over 100,000 objects that live as long as the process, and every full
+    (generation 2) collection walks them all: ~100 ms on 2 cores, during which no request
+    runs (the collector holds the GIL), three times in a broker's first minute of load.
+    Frozen, they are never walked again; a full collection then costs only what serving
+    made. Collected first, so start-up garbage is freed rather than kept for good.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(frozen=True)
