@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -144,6 +145,30 @@ def test_replaced_workers_serve_sessions_of_the_old_ones_with_the_shared_ephemer
     assert 'jitkube_broker_sessions_total{outcome="active"} 4.0' in metrics
     assert "jitkube_broker_eks_tokens_total 4.0" in metrics
     assert 'jitkube_broker_assume_role_total{result="ok"} 4.0' in metrics
+
+
+def test_workers_stop_when_their_supervisor_is_killed(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    """SIGKILL leaves the supervisor no chance to stop its workers: they notice on their
+    own and stop, instead of serving on (and holding the port) without it. (Nor can it
+    remove its metrics directory: that is left in TMPDIR, removed below.)"""
+    workers = supervisor.workers()
+    assert len(workers) == 2
+    supervisor.proc.send_signal(signal.SIGKILL)
+    supervisor.proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in alive:  # leave nothing behind, even when the assertion fails
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert alive == [], "workers outlived their supervisor"
+    with pytest.raises(requests.ConnectionError):  # nothing answers on the port any more
+        requests.get(supervisor.url + "/healthz", timeout=5)
+    for leftover in tmp_path.glob("jitkube-broker-metrics-*"):
+        shutil.rmtree(leftover)
 
 
 def test_workers_must_be_a_sane_number(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import socket
 import ssl
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -122,12 +123,30 @@ class _WorkerApp:
 
     options: ServeOptions
     vault: CredentialVault
+    supervisor: int  # its pid: a worker whose supervisor is gone stops (see _orphan_watch)
 
     def __call__(self) -> FastAPI:
         configure_logging(self.options.log_level)
+        _orphan_watch(self.supervisor)
         # The supervisor migrated already; the store lives as long as the worker process.
         app, _ = _build_app(self.options, vault=self.vault, migrate=False)
         return app
+
+
+def _orphan_watch(supervisor: int, every: float = 1.0) -> None:
+    """Stop this worker (SIGTERM: uvicorn's graceful shutdown) once its supervisor is
+    gone. Killed with SIGKILL, the supervisor cannot stop its workers, which would keep
+    serving on the inherited socket — and keep the port from a restarted broker."""
+    import signal
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(every)
+        log.warning("the broker's supervisor process is gone; this worker stops")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="jitkube-orphan-watch", daemon=True).start()
 
 
 def serve(options: ServeOptions, announce: TextIO = sys.stdout) -> None:
@@ -161,7 +180,9 @@ def serve(options: ServeOptions, announce: TextIO = sys.stdout) -> None:
 
         open_store(settings.storage.url).close()  # migrate once, before any worker starts
         # Made here so that all workers share one key, even an ephemeral one.
-        target = _WorkerApp(options, CredentialVault.from_settings(settings.storage))
+        target = _WorkerApp(
+            options, CredentialVault.from_settings(settings.storage), supervisor=os.getpid()
+        )
     family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
     # proto says TCP; without it every keep-alive response waits ~40 ms (Nagle + delayed ACK).
