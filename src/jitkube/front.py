@@ -8,7 +8,7 @@ fails, the shim is the shell script of jitkube.shim and nothing else changes.
 The binary is tied to this installation: its socket tag (warm._tag: interpreter,
 package directory, version) and the Python jitkube it falls back to are compiled in.
 After an upgrade the front end still works — every call falls back to Python — and
-says how to rebuild it (warm.front_outcome).
+says how to rebuild it (warm._front_outcome).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _HARDENING = [
 
 
 def compiler(environ: dict[str, str] | None = None) -> str | None:
-    """$CC, else cc, gcc or clang on PATH."""
+    """$CC (a program name or path, no flags), else cc, gcc or clang on PATH."""
     environ = dict(os.environ) if environ is None else environ
     configured = environ.get("CC", "").strip()
     if configured:
@@ -48,8 +48,8 @@ def compiler(environ: dict[str, str] | None = None) -> str | None:
 
 
 def _c_string(value: str) -> str:
-    """A C string literal of `value`'s bytes: every byte outside [A-Za-z0-9/._-] as an
-    octal escape, so no path can end the literal or the header."""
+    """A C string literal of `value`'s bytes: every byte but letters, digits and `/._-: #`
+    as an octal escape, so no path can end the literal or the header."""
     safe = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-: #"
     return '"' + "".join(chr(b) if b in safe else f"\\{b:03o}" for b in os.fsencode(value)) + '"'
 

@@ -35,9 +35,9 @@ MAGIC = b"JKW1"
 STATUS = b"JKW1-status"
 STOP = b"JKW1-stop"
 DEFAULT_IDLE = 900.0
-MAX_FRAME = 4 * 1024 * 1024
+MAX_FRAME = 4 * 1024 * 1024  # argv + environment; Linux caps both together at ~2 MiB
 # Set by the compiled front end (front.c) when it runs the Python jitkube: what it tried.
-FRONT_VARIABLE = "JITKUBE_WARM_FRONT"  # argv + environment; Linux caps both together at ~2 MiB
+FRONT_VARIABLE = "JITKUBE_WARM_FRONT"
 _OFF = ("0", "false", "no", "off")
 # Set by attempt(): no server answered, so the in-process run may start one afterwards.
 server_absent = False
