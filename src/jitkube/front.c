@@ -241,7 +241,7 @@ static int follow(void) {
     on_signal(SIGTSTP, suspend, SA_NODEFER | SA_RESTART);
     unsigned char reply[2], chunk[2];
     size_t got = 0;
-    for (;;) { /* as _follow: "X" + code ends it; anything else is read to the end */
+    for (;;) { /* as _follow: "X" + code or "K" + signal ends it; else read to the end */
         ssize_t r = recv(jk_sock, chunk, got < 2 ? 2 - got : sizeof chunk, 0);
         if (r < 0 && errno == EINTR)
             continue;
@@ -251,6 +251,17 @@ static int follow(void) {
             reply[got++] = chunk[i];
         if (got == 2 && reply[0] == 'X')
             _exit(reply[1]);
+        if (got == 2 && reply[0] == 'K' &&
+            (reply[1] == SIGTERM || reply[1] == SIGHUP || reply[1] == SIGQUIT)) {
+            /* The worker died of this signal where an in-process call would have: so do we. */
+            sigset_t set;
+            on_signal(reply[1], SIG_DFL, 0);
+            sigemptyset(&set);
+            sigaddset(&set, reply[1]);
+            sigprocmask(SIG_UNBLOCK, &set, NULL);
+            kill(getpid(), reply[1]);
+            _exit(128 + reply[1]);
+        }
     }
     static const char lost[] = "jitkube: the warm server's worker ended without an exit code; "
                                "run again with JITKUBE_WARM=0 and report it\n";

@@ -244,6 +244,12 @@ def _follow(sock: Socket) -> int:
         if not chunk:
             break
         received += chunk
+        deadly = (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
+        if len(received) >= 2 and received[0:1] == b"K" and received[1] in deadly:
+            # The worker died of this signal where an in-process call would have: so do we.
+            _signal.signal(received[1], _signal.SIG_DFL)
+            os.kill(os.getpid(), received[1])
+            os._exit(128 + received[1])  # only if the signal was blocked
         if len(received) >= 2 and received[0:1] == b"X":
             # Done: exit now. This process wrote nothing through Python's streams and
             # registered no atexit handler, so interpreter finalization would only cost

@@ -23,6 +23,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 from jitkube.warm import MAGIC, MAX_FRAME, STATUS, STOP
@@ -191,6 +192,23 @@ def _watch_caller(conn: socket.socket) -> None:
                         os.kill(child, signal.SIGSTOP if signum == signal.SIGTSTP else signum)
 
 
+# Signals whose default action ends an in-process call wherever no handler of jitkube's
+# runs (outside kubectl's run: judging, waiting for an approval, calling the broker).
+_DEADLY = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _die_of(conn: socket.socket) -> Callable[[int, object], None]:
+    def handler(signum: int, _frame: object) -> None:
+        """Die of the signal, as an in-process call would, and tell the caller ("K" and
+        the signal) so that it dies of it too: the caller's parent sees the same end."""
+        with contextlib.suppress(OSError):
+            conn.sendall(b"K" + bytes((signum,)))
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    return handler
+
+
 def _worker(
     conn: socket.socket, fds: list[int], payload: bytes, encoding: str, inherited: list[int]
 ) -> NoReturn:
@@ -199,8 +217,9 @@ def _worker(
         for fd in inherited:  # the listener and the server's lock stay the server's
             with contextlib.suppress(OSError):
                 os.close(fd)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for sig in _DEADLY:
+            signal.signal(sig, _die_of(conn))
         signal.signal(signal.SIGINT, signal.default_int_handler)
         cwd, umask, argv, environ = _parse(payload)
         for target, fd in enumerate(fds[:3]):

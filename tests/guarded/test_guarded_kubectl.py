@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import selectors
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -93,6 +94,26 @@ def test_kubectl_exit_codes_pass_through(alice: User) -> None:
     missing = alice.run("kubectl", "get", "pod", "no-such-pod", "-n", "prod")
     assert missing.returncode == 1
     assert "NotFound" in missing.stderr or "not found" in missing.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_waiting_for_an_approval_ends_jitkube_as_in_process(
+    alice: User, sandbox: Any, sig: signal.Signals
+) -> None:
+    """No handler of jitkube's runs while it waits for a reviewer: the signal's default
+    action ends it. Through the warm server the caller must end the same way (killed by
+    that signal), not with "the worker ended without an exit code"."""
+    _request_admin(alice)
+    proc = alice.start(
+        "kubectl", "delete", "pod", "worker-0", "-n", "prod", extra_env=_agent(alice)
+    )
+    seen = _read_until(proc, b"waiting for a reviewer")
+    assert b"waiting for a reviewer" in seen, seen
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == -sig, (seen + err).decode()
+    assert b"without an exit code" not in err
+    assert sandbox.cluster.store.exists(PODS, "prod", "worker-0")  # nothing ran
 
 
 def test_agent_delete_waits_for_a_second_users_approval_then_runs(
