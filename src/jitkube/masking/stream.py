@@ -116,18 +116,22 @@ class Masker:
                 self._fragment = False
                 self._emit_fragment(lines[0], b"\n")
                 lines = lines[1:]
-            fn = self._structured.line if self._structured is not None else self._line
-            if self._structured is not None and last > self._max_line:
-                fn = self._structured_line  # may hold lines longer than max_line
-            if b"\r" not in data:
-                for line in lines:
-                    fn(line, b"\n")
+            s = self._structured
+            if s is not None and last <= self._max_line and b"\r" not in data:
+                s.lines(lines, b"\n")  # one call for all: the structured hot path
             else:
-                for line in lines:
-                    if line[-1:] == b"\r":
-                        fn(line[:-1], b"\r\n")
-                    else:
+                fn = s.line if s is not None else self._line
+                if s is not None and last > self._max_line:
+                    fn = self._structured_line  # may hold lines longer than max_line
+                if b"\r" not in data:
+                    for line in lines:
                         fn(line, b"\n")
+                else:
+                    for line in lines:
+                        if line[-1:] == b"\r":
+                            fn(line[:-1], b"\r\n")
+                        else:
+                            fn(line, b"\n")
         if len(self._pending) > self._max_line:
             self._overflow()
         return self._take()

@@ -228,5 +228,11 @@ class _Structured:
     def line(self, content: bytes, eol: bytes) -> None:
         raise NotImplementedError
 
+    def lines(self, lines: list[bytes], eol: bytes) -> None:
+        """`line` for each of `lines` (all ending in `eol`)."""
+        line = self.line
+        for content in lines:
+            line(content, eol)
+
     def drop_open_value(self) -> None:
         """Forget a masked scalar that is still open (its output is the caller's)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from jitkube.masking.digest import Digester, _Hash
-from jitkube.masking.patterns import VALUE_TRIGGER, TextMasker, unquote
+from jitkube.masking.patterns import VALUE_TRIGGER, TextMasker, b64_or_raw, unquote
 from jitkube.masking.structured import (
     _DATA_KEYS,
+    _KEY_CACHE,
     HELD,
+    HOLD_LIMIT,
     LAST_APPLIED,
     NO,
     YES,
@@ -14,6 +16,32 @@ from jitkube.masking.structured import (
     _Structured,
     secret_key,
 )
+
+_TRIGGER = VALUE_TRIGGER.search
+# Short values with no free-text trigger (VALUE_TRIGGER.search is None): they repeat
+# (apiVersion, kind, type, namespace, labels) and the search is a plain line's main cost.
+# Only values written out as they are (no secret, no PEM block open, no trigger): nothing
+# masked is ever kept here.
+_QUIET: dict[bytes, bool] = {}
+_QUIET_MAX = 4096  # entries (of at most _QUIET_LEN bytes): bounded memory
+_QUIET_LEN = 64
+
+
+def _quiet(value: bytes) -> bool:
+    """`VALUE_TRIGGER.search(value) is None`, remembered for short quiet values."""
+    quiet = _TRIGGER(value) is None
+    if quiet and len(value) <= _QUIET_LEN:
+        if len(_QUIET) >= _QUIET_MAX:
+            _QUIET.clear()
+        _QUIET[value] = quiet
+    return quiet
+
+
+_OPENERS = b"\"'{["  # a quoted key or a flow collection: not the plain fast path
+_ITEM_OPENERS = b"\"'{[- "  # after `- `: quoted, flow, nested item or wider indent
+_BLOCK = b"|>"  # a block scalar's indicator
+_QUOTES = b"\"'"
+_SPACE = b"\t\n\x0b\x0c\r"  # what `isspace` counts besides " " (already stripped)
 
 
 class YamlMasker(_Structured):
@@ -40,11 +68,15 @@ class YamlMasker(_Structured):
 
     def _end_cont(self) -> None:
         if self.cont_secret:
+            first = self.cont_first
             if self.cont_parts:
-                value = unquote(self.cont_first + b" " + b" ".join(self.cont_parts))
+                value = unquote(first + b" " + b" ".join(self.cont_parts))
+            elif first and first[0] not in _QUOTES:
+                value = first  # what `unquote` would return
             else:
-                value = unquote(self.cont_first)
-            ph = self.placeholder(value, self.cont_b64)
+                value = unquote(first)
+            self.count += 1  # `placeholder`, inline
+            ph = self.d.placeholder(b64_or_raw(value) if self.cont_b64 else value)
             masked = self.cont_prefix + ph + self.cont_eol
             if self.cont_secret == HELD and self.out.held is not None:
                 self.out.emit(masked, self.cont_plain)
@@ -68,112 +100,205 @@ class YamlMasker(_Structured):
                 break
 
     def line(self, content: bytes, eol: bytes) -> None:
-        stripped = content.lstrip(b" ")
-        col = len(content) - len(stripped)
-        if self.cont_col >= 0:
-            if col > self.cont_col or not stripped.strip():
-                if self.cont_secret:
-                    self.cont_parts.append(stripped.rstrip())
-                    if self.cont_secret == HELD:
-                        self.cont_plain.append((content, eol))
-                    if len(self.cont_parts) > 100_000:
-                        self._end_cont()
-                else:
-                    t = self.text_line(content)
-                    if t is not None:
-                        self.out.emit(t + eol)
-                return
-            if self.cont_secret:
-                self._end_cont()
-            else:
-                self.cont_col = -1
-        if not stripped or stripped[:1] == b"#":
-            t = self.text_line(content)
-            if t is not None:
-                self.out.emit(t + eol)
-            return
-        if col == 0 and (stripped == b"---" or stripped.startswith(b"--- ") or stripped == b"..."):
-            self._pop(-1, False)
-            self.out.emit(content + eol)
-            return
+        self.lines([content], eol)
+
+    def lines(self, lines: list[bytes], eol: bytes) -> None:
+        """Mask each line of `lines`, all ending in `eol` (one loop: this is the hot path)."""
         stack = self.stack
-        if stack and stripped[:1] != b"-":
-            # Fast path: `key: value` in a plain mapping, nothing to mask by structure.
-            while stack[-1].col > col:
-                self.closed(stack.pop())
-                if not stack:
-                    break
-            top = stack[-1] if stack else None
-            if (
-                top is not None
-                and top.secret
-                and top.col == col
-                and not top.is_seq
-                and stripped[:1] not in (b'"', b"'", b"{", b"[")
-            ):
-                # Fast path: the next value of a Secret's data (masked whole).
-                i = stripped.find(b": ")
-                if i > 0:
-                    after = stripped[i + 2 :]
-                    value = after.lstrip(b" ")
-                    if value and value[:1] not in (b"|", b">"):
-                        secret = top.secret
-                        if secret == HELD and top.owner is not self.hold_owner:
-                            secret = YES
-                        top.last_key = stripped[:i]
-                        self.cont_col = col
-                        self.cont_secret = secret
-                        self.cont_b64 = top.b64
-                        self.cont_prefix = content[: len(content) - len(value)]
-                        self.cont_eol = eol
-                        self.cont_first = value.rstrip()
-                        self.cont_parts = []
-                        if secret == HELD:
-                            self.cont_plain = [(content, eol)]
-                            self.check_hold_size()
-                        return
-            if top is not None and not top.is_seq and not top.secret and not top.env:
-                if top.col < col and top.last_key not in _DATA_KEYS and top.last_key != b"env":
-                    frame = _Frame(col, False, top.last_key)
-                    stack.append(frame)
-                    top = frame
-                i = stripped.find(b": ")
-                c = stripped[:1]
-                if (
-                    i < 0
-                    and top.col == col
-                    and stripped[-1:] == b":"
-                    and c not in (b'"', b"'", b"{", b"[")
-                    and b" " not in stripped
-                    and not self.text.in_block
-                ):
-                    # `key:` — a nested node follows; its frame decides what it holds.
-                    top.last_key = stripped[:-1]
+        out = self.out
+        text = self.text
+        key_cache = _KEY_CACHE
+        quiet_cache = _QUIET
+        for content in lines:
+            stripped = content.lstrip(b" ")
+            col = len(content) - len(stripped)
+            cont_col = self.cont_col
+            if cont_col >= 0:
+                if col > cont_col or not stripped or (stripped[0] in _SPACE and stripped.isspace()):
+                    if self.cont_secret:
+                        self.cont_parts.append(stripped.rstrip())
+                        if self.cont_secret == HELD:
+                            self.cont_plain.append((content, eol))
+                        if len(self.cont_parts) > 100_000:
+                            self._end_cont()
+                    else:
+                        t = text.line(content)
+                        if t is not None:
+                            out.emit(t + eol)
+                    continue
+                if self.cont_secret:
+                    self._end_cont()
+                else:
                     self.cont_col = -1
-                    self.out.emit(content + eol)
-                    return
-                if top.col == col and i > 0 and c not in (b'"', b"'", b"{", b"["):
-                    fkey = stripped[:i]
-                    fvalue = stripped[i + 2 :].lstrip(b" ")
-                    if fkey == b"kind" and fvalue:
-                        self.set_kind(top, fvalue)
-                    if (
-                        fvalue
-                        and fkey != LAST_APPLIED
-                        and not secret_key(fkey)
-                        and fvalue[:1] not in (b"|", b">")
-                        and VALUE_TRIGGER.search(fvalue) is None
-                        and not self.text.in_block
-                    ):
-                        top.last_key = fkey
-                        self.cont_col = col
-                        self.cont_secret = NO
-                        out = self.out
-                        if out.held is None:
-                            out.parts.append(content + eol)
-                        else:
-                            out.emit(content + eol)
-                        return
+            if not stripped or (c0 := stripped[0]) == 35:  # `#`
+                t = text.line(content)
+                if t is not None:
+                    out.emit(t + eol)
+                continue
+            if col == 0 and (
+                stripped == b"---" or stripped.startswith(b"--- ") or stripped == b"..."
+            ):
+                self._pop(-1, False)
+                out.emit(content + eol)
+                continue
+            if stack and c0 != 45:  # not `-`
+                # Fast path: `key: value` in a plain mapping, nothing to mask by structure.
+                while stack[-1].col > col:
+                    popped = stack.pop()
+                    if popped is self.hold_owner:
+                        self.resolve_hold(self.assume_secret)
+                    if not stack:
+                        break
+                top = stack[-1] if stack else None
+                if top is not None:
+                    if top.secret:
+                        if top.col == col and not top.is_seq and c0 not in _OPENERS:
+                            # Fast path: the next value of a Secret's data (masked whole).
+                            i = stripped.find(b": ")
+                            if i > 0:
+                                value = stripped[i + 2 :].lstrip(b" ")
+                                if value and value[0] not in _BLOCK:
+                                    secret = top.secret
+                                    if secret == HELD and top.owner is not self.hold_owner:
+                                        secret = YES
+                                    top.last_key = stripped[:i]
+                                    self.cont_col = col
+                                    self.cont_secret = secret
+                                    self.cont_b64 = top.b64
+                                    self.cont_prefix = content[: len(content) - len(value)]
+                                    self.cont_eol = eol
+                                    self.cont_first = value.rstrip()
+                                    self.cont_parts = []
+                                    if secret == HELD:
+                                        self.cont_plain = [(content, eol)]
+                                        if (
+                                            self.hold_owner is not None
+                                            and out.held_size > HOLD_LIMIT
+                                        ):
+                                            self.resolve_hold(True)  # `check_hold_size`, inline
+                                    continue
+                    elif not top.is_seq and not top.env:
+                        if top.col < col:
+                            last = top.last_key
+                            if last not in _DATA_KEYS and last != b"env":
+                                frame = _Frame(col, False, last)
+                                stack.append(frame)
+                                top = frame
+                            elif last != b"env" and c0 not in _OPENERS:
+                                # Fast path: the first `key: value` under `data:` and co.
+                                # (as `_structure` would take it, short of its detours).
+                                i = stripped.find(b": ")
+                                if i > 0 and b" #" not in stripped[:i]:
+                                    key = stripped[:i]
+                                    value = stripped[i + 2 :].lstrip(b" ")
+                                    if value and value[0] not in _BLOCK and key != b"kind":
+                                        frame = _Frame(col, False, last)
+                                        self.child_secret(top, last, frame)
+                                        stack.append(frame)
+                                        frame.last_key = key
+                                        vpos = len(content) - len(value)
+                                        secret = frame.secret
+                                        if not secret:
+                                            self._scalar(
+                                                content, eol, col, False, key, value, vpos, frame
+                                            )
+                                            continue
+                                        if secret == HELD and frame.owner is not self.hold_owner:
+                                            secret = YES
+                                        self.cont_col = col
+                                        self.cont_secret = secret
+                                        self.cont_b64 = frame.b64
+                                        self.cont_prefix = content[:vpos]
+                                        self.cont_eol = eol
+                                        self.cont_first = value.rstrip()
+                                        self.cont_parts = []
+                                        if secret == HELD:
+                                            self.cont_plain = [(content, eol)]
+                                        if (
+                                            self.hold_owner is not None
+                                            and out.held_size > HOLD_LIMIT
+                                        ):
+                                            self.resolve_hold(True)  # `check_hold_size`, inline
+                                        continue
+                        i = stripped.find(b": ")
+                        if top.col == col and c0 not in _OPENERS:
+                            if i > 0:
+                                fkey = stripped[:i]
+                                fvalue = stripped[i + 2 :].lstrip(b" ")
+                                if fvalue:
+                                    if fkey == b"kind":
+                                        self.set_kind(top, fvalue)
+                                    by_key = key_cache.get(fkey)
+                                    if by_key is None:
+                                        by_key = secret_key(fkey)
+                                    if (
+                                        not by_key
+                                        and fkey != LAST_APPLIED
+                                        and fvalue[0] not in _BLOCK
+                                        and text._pem is None  # not `in_block` (no property call)
+                                    ):
+                                        quiet = quiet_cache.get(fvalue)
+                                        if quiet is None:
+                                            quiet = _quiet(fvalue)
+                                        if quiet:
+                                            top.last_key = fkey
+                                            self.cont_col = col
+                                            self.cont_secret = NO
+                                            if out.held is None:
+                                                out.parts.append(content + eol)
+                                            else:
+                                                out.emit(content + eol)
+                                            continue
+                            elif (
+                                i < 0
+                                and stripped[-1] == 58  # `:`
+                                and b" " not in stripped
+                                and text._pem is None  # not `in_block` (no property call)
+                            ):
+                                # `key:` — a nested node follows; its frame decides what
+                                # it holds.
+                                top.last_key = stripped[:-1]
+                                self.cont_col = -1
+                                if out.held is None:
+                                    out.parts.append(content + eol)
+                                else:
+                                    out.emit(content + eol)
+                                continue
+            elif c0 == 45 and stripped[1:2] == b" ":
+                # Fast path: `- key: value`, a mapping item of a list (`items:` of a List).
+                rest = stripped[2:]
+                i = rest.find(b": ")
+                if i > 0 and rest[0] not in _ITEM_OPENERS and b" #" not in rest[:i]:
+                    value = rest[i + 2 :].lstrip(b" ")
+                    if value:
+                        self._item(content, eol, col, rest[:i], value)
+                        continue
+            self._structure(content, eol, stripped, col)
+
+    def _item(self, content: bytes, eol: bytes, col: int, key: bytes, value: bytes) -> None:
+        """`- key: value` at `col`, as `_structure` takes it (without its detours)."""
+        self._pop(col, True)
+        stack = self.stack
+        top = stack[-1] if stack else None
+        if top is None or not (top.is_seq and top.col == col):
+            seq = _Frame(col, True, top.last_key if top is not None else None)
+            if top is not None:
+                self.child_secret(top, seq.key, seq)
+            stack.append(seq)
+            top = seq
+        col += 2
+        frame = _Frame(col, False, top.key)
+        self.child_secret(top, top.key, frame)
+        if top.key == b"env" and not top.secret:
+            frame.env = True
+        stack.append(frame)
+        frame.last_key = key
+        if key == b"kind":
+            self.set_kind(frame, value)
+        self._scalar(content, eol, col, False, key, value, len(content) - len(value), frame)
+
+    def _structure(self, content: bytes, eol: bytes, stripped: bytes, col: int) -> None:
+        """A line off the fast paths: sequence items, quoted keys, secrets by key."""
         item = False
         rest = stripped
         while rest[:2] == b"- " or rest == b"-":
@@ -241,7 +366,10 @@ class YamlMasker(_Structured):
         if key is None and frame is not None and frame.is_seq:
             self.cont_col = frame.col
         if not secret:
-            if VALUE_TRIGGER.search(value) is None and not self.text.in_block:
+            quiet = False
+            if not self.text.in_block:
+                quiet = _QUIET.get(value) or _quiet(value)
+            if quiet:
                 self.out.emit(content + eol)
             else:
                 t = self.text_line(content)
