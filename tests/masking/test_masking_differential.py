@@ -221,6 +221,8 @@ _WORD = st.sampled_from(
         "kubectl.kubernetes.io/last-applied-configuration", "refreshToken", "users",
     ]
 )  # fmt: skip
+# An AWS-key-shaped value built at run time (no key-like literal in the repository).
+_FAKE_AWS_KEY_ID = "AKIA" + "".join(chr(ord("A") + (7 * i) % 26) for i in range(16))
 _SCALAR = st.one_of(
     st.sampled_from(
         [
@@ -229,7 +231,7 @@ _SCALAR = st.one_of(
             "PASSWORD", "DB_PASSWORD", "API_TOKEN", "HOME", "c2VjcmV0LXZhbHVl",
             "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "|", "|-", ">",
             ">-", "|2", '{"a":"b"}', "[1, 2]", "{}", "[]", "a: b", "x #y", "'it''s'",
-            '"q\\"uote"', "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a" * 36, "- x", "#c", "...",
+            '"q\\"uote"', _FAKE_AWS_KEY_ID, "ghp_" + "a" * 36, "- x", "#c", "...",
             "---", "key:", '"k": v',
         ]
     ),
