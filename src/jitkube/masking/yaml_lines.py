@@ -87,6 +87,26 @@ class YamlMasker(_Structured):
         self.cont_parts = []
         self.cont_plain = []
 
+    def _open_secret(
+        self, frame: _Frame, col: int, content: bytes, eol: bytes, value: bytes, vpos: int
+    ) -> int:
+        """Start a masked scalar of `frame` at `value` (which starts at `vpos`); its
+        continuation lines follow. Returns how it is masked (YES, or HELD while the
+        object's kind is unknown)."""
+        secret = frame.secret
+        if secret == HELD and frame.owner is not self.hold_owner:
+            secret = YES
+        self.cont_col = col
+        self.cont_secret = secret
+        self.cont_b64 = frame.b64
+        self.cont_prefix = content[:vpos]
+        self.cont_eol = eol
+        self.cont_first = value.rstrip()
+        self.cont_parts = []
+        if secret == HELD:
+            self.cont_plain = [(content, eol)]
+        return secret
+
     def _pop(self, col: int, seq_item: bool) -> None:
         stack = self.stack
         while stack:
@@ -158,24 +178,15 @@ class YamlMasker(_Structured):
                             if i > 0:
                                 value = stripped[i + 2 :].lstrip(b" ")
                                 if value and value[0] not in _BLOCK:
-                                    secret = top.secret
-                                    if secret == HELD and top.owner is not self.hold_owner:
-                                        secret = YES
                                     top.last_key = stripped[:i]
-                                    self.cont_col = col
-                                    self.cont_secret = secret
-                                    self.cont_b64 = top.b64
-                                    self.cont_prefix = content[: len(content) - len(value)]
-                                    self.cont_eol = eol
-                                    self.cont_first = value.rstrip()
-                                    self.cont_parts = []
-                                    if secret == HELD:
-                                        self.cont_plain = [(content, eol)]
-                                        if (
-                                            self.hold_owner is not None
-                                            and out.held_size > HOLD_LIMIT
-                                        ):
-                                            self.resolve_hold(True)  # `check_hold_size`, inline
+                                    vpos = len(content) - len(value)
+                                    if (
+                                        self._open_secret(top, col, content, eol, value, vpos)
+                                        == HELD
+                                        and self.hold_owner is not None
+                                        and out.held_size > HOLD_LIMIT
+                                    ):
+                                        self.resolve_hold(True)  # `check_hold_size`, inline
                                     continue
                     elif not top.is_seq and not top.env:
                         if top.col < col:
@@ -197,23 +208,12 @@ class YamlMasker(_Structured):
                                         stack.append(frame)
                                         frame.last_key = key
                                         vpos = len(content) - len(value)
-                                        secret = frame.secret
-                                        if not secret:
+                                        if not frame.secret:
                                             self._scalar(
                                                 content, eol, col, False, key, value, vpos, frame
                                             )
                                             continue
-                                        if secret == HELD and frame.owner is not self.hold_owner:
-                                            secret = YES
-                                        self.cont_col = col
-                                        self.cont_secret = secret
-                                        self.cont_b64 = frame.b64
-                                        self.cont_prefix = content[:vpos]
-                                        self.cont_eol = eol
-                                        self.cont_first = value.rstrip()
-                                        self.cont_parts = []
-                                        if secret == HELD:
-                                            self.cont_plain = [(content, eol)]
+                                        self._open_secret(frame, col, content, eol, value, vpos)
                                         if (
                                             self.hold_owner is not None
                                             and out.held_size > HOLD_LIMIT
