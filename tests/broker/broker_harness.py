@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -218,6 +219,64 @@ class StsHandle:
     key_id: str
     secret: str
     issuer: Any = None  # a Boto3CredentialIssuer, built once (a boto3 client costs ~150 ms)
+
+
+def loopback_broker_config(
+    tmp_path: Path, sandbox_idp: Any, sts: StsHandle, **sections: Any
+) -> Path:
+    """broker.yaml for a real `jitkube broker serve`: the sandbox IdP, the STS emulator,
+    SQLite in `tmp_path`; `sections` add or replace top-level sections."""
+    data = broker_config_dict()
+    data["oidc"].update(
+        issuer=sandbox_idp.idp.issuer, ca_bundle=str(sandbox_idp.ca_bundle), audience=["jitkube"]
+    )
+    data["storage"] = {"url": sqlite_url(tmp_path)}
+    data["aws"] = {"region": "us-east-1", "sts_endpoint_url": sts.emulator.url}
+    data.update(sections)
+    config = tmp_path / "broker.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return config
+
+
+def broker_aws_env(tmp_path: Path, sts: StsHandle) -> dict[str, str]:
+    """The broker process's AWS identity (the emulator's access key), and no AWS config
+    files of the machine's."""
+    return {
+        "AWS_ACCESS_KEY_ID": sts.key_id,
+        "AWS_SECRET_ACCESS_KEY": sts.secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }
+
+
+def child_pids(pid: int) -> set[int]:
+    """Live processes whose parent is `pid` (a supervisor's workers)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def stop_supervisor(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a supervisor stops its workers), then SIGKILL whatever is left."""
+    left = child_pids(proc.pid)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def eks_describer(sts: StsHandle) -> Any:

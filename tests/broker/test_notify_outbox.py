@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,8 +17,14 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
-import yaml
-from broker_harness import StsHandle, broker_config_dict, start_broker
+from broker_harness import (
+    StsHandle,
+    broker_aws_env,
+    loopback_broker_config,
+    sqlite_url,
+    start_broker,
+    stop_supervisor,
+)
 from cryptography.fernet import Fernet
 
 from jitkube.broker import migrations
@@ -148,62 +153,23 @@ def _start(config: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Po
     return started.proc, started.url
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stat = (entry / "stat").read_text()
-                if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                    found.add(int(entry.name))
-    return found
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (a supervisor stops its workers), then SIGKILL whatever is left."""
-    left = _children(proc.pid)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 @pytest.fixture
 def killable_broker(
     tmp_path: Path, sandbox_idp: Any, broker_sts: StsHandle
 ) -> Iterator[dict[str, Any]]:
     port = _free_port()  # the receiver's, down for now
-    data = broker_config_dict()
-    data["oidc"].update(
-        issuer=sandbox_idp.idp.issuer, ca_bundle=str(sandbox_idp.ca_bundle), audience=["jitkube"]
-    )
-    data["storage"] = {"url": f"sqlite:///{tmp_path / 'broker.db'}"}
-    data["aws"] = {"region": "us-east-1", "sts_endpoint_url": broker_sts.emulator.url}
-    data["notifications"] = {
-        "webhooks": [
-            {
-                "url": f"http://127.0.0.1:{port}/hook",
-                "format": "json",
-                "max_attempts": 20,
-                "timeout_seconds": 2,
-            }
-        ]
+    webhook = {
+        "url": f"http://127.0.0.1:{port}/hook",
+        "format": "json",
+        "max_attempts": 20,
+        "timeout_seconds": 2,
     }
-    config = tmp_path / "broker.yaml"
-    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    config = loopback_broker_config(
+        tmp_path, sandbox_idp, broker_sts, notifications={"webhooks": [webhook]}
+    )
     env = {
         **os.environ,
-        "AWS_ACCESS_KEY_ID": broker_sts.key_id,
-        "AWS_SECRET_ACCESS_KEY": broker_sts.secret,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        **broker_aws_env(tmp_path, broker_sts),
         "JITKUBE_BROKER_ENCRYPTION_KEY": Fernet.generate_key().decode(),
     }
     procs: list[subprocess.Popen[bytes]] = []
@@ -212,12 +178,12 @@ def killable_broker(
         "config": config,
         "env": env,
         "port": port,
-        "db": f"sqlite:///{tmp_path / 'broker.db'}",
+        "db": sqlite_url(tmp_path),
         "procs": procs,
         "receivers": receivers,
     }
     for proc in procs:
-        _stop(proc)
+        stop_supervisor(proc)
     for receiver in receivers:
         receiver.close()
 

@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from broker_harness import BrokerProcess, StsHandle, broker_config_dict, start_broker
+from broker_harness import (
+    BrokerProcess,
+    StsHandle,
+    broker_aws_env,
+    broker_config_dict,
+    loopback_broker_config,
+    start_broker,
+)
 from cryptography.fernet import Fernet
 
 from jitkube.broker.server import READY_PREFIX
@@ -35,21 +42,10 @@ RUNNER = [sys.executable, "-m", "jitkube", "broker"]
 def broker_env(
     tmp_path: Path, sandbox_idp: Any, broker_sts: StsHandle
 ) -> tuple[Path, dict[str, str]]:
-    data = broker_config_dict()
-    data["oidc"].update(
-        issuer=sandbox_idp.idp.issuer, ca_bundle=str(sandbox_idp.ca_bundle), audience=["jitkube"]
-    )
-    data["storage"] = {"url": f"sqlite:///{tmp_path / 'broker.db'}"}
-    data["aws"] = {"region": "us-east-1", "sts_endpoint_url": broker_sts.emulator.url}
-    config = tmp_path / "broker.yaml"
-    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    config = loopback_broker_config(tmp_path, sandbox_idp, broker_sts)
     env = {
         **os.environ,
-        "AWS_ACCESS_KEY_ID": broker_sts.key_id,
-        "AWS_SECRET_ACCESS_KEY": broker_sts.secret,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        **broker_aws_env(tmp_path, broker_sts),
         "JITKUBE_BROKER_ENCRYPTION_KEY": Fernet.generate_key().decode(),
     }
     return config, env

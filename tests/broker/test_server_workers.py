@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from broker_harness import StsHandle, broker_config_dict
+from broker_harness import (
+    StsHandle,
+    broker_aws_env,
+    broker_config_dict,
+    child_pids,
+    loopback_broker_config,
+    stop_supervisor,
+)
 
 from fixtures.broker_process import spawn_broker
 
@@ -36,57 +43,25 @@ class Supervisor:
     def workers(self) -> set[int]:
         """Pids of the live worker processes (uvicorn spawns them with multiprocessing)."""
         found = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-            if parent == self.proc.pid and b"spawn_main" in cmdline:
-                found.add(int(entry.name))
+        for pid in child_pids(self.proc.pid):
+            with contextlib.suppress(OSError):
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.add(pid)
         return found
 
     def stop(self) -> None:
-        """SIGTERM: the supervisor stops its workers; kill whatever is left after that."""
-        left = self.workers()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        stop_supervisor(self.proc)
 
 
 @pytest.fixture
 def supervisor(tmp_path: Path, sandbox_idp: Any, broker_sts: StsHandle) -> Iterator[Supervisor]:
-    data = broker_config_dict()
-    data["oidc"].update(
-        issuer=sandbox_idp.idp.issuer, ca_bundle=str(sandbox_idp.ca_bundle), audience=["jitkube"]
-    )
-    data["storage"] = {"url": f"sqlite:///{tmp_path / 'broker.db'}"}
-    data["aws"] = {"region": "us-east-1", "sts_endpoint_url": broker_sts.emulator.url}
-    config = tmp_path / "broker.yaml"
-    config.write_text(yaml.safe_dump(data), encoding="utf-8")
-    env = {
+    config = loopback_broker_config(tmp_path, sandbox_idp, broker_sts)
+    env = {  # no encryption key: the supervisor makes an ephemeral one for all workers
         k: v
         for k, v in os.environ.items()
         if k not in ("JITKUBE_BROKER_ENCRYPTION_KEY", "PROMETHEUS_MULTIPROC_DIR")
     }
-    env.update(
-        AWS_ACCESS_KEY_ID=broker_sts.key_id,
-        AWS_SECRET_ACCESS_KEY=broker_sts.secret,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
-        TMPDIR=str(tmp_path),  # the metrics directory goes here
-    )
+    env.update(broker_aws_env(tmp_path, broker_sts), TMPDIR=str(tmp_path))  # metrics dir here
     # The socket listens before the announcement: the wait is for a worker to answer.
     proc, url = spawn_broker(config, env, tmp_path / "broker.log", "--workers", "2", timeout=60)
     running = Supervisor(url, proc)
