@@ -7,10 +7,14 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -415,3 +419,53 @@ def ask_command(broker: Broker, token: str, argv: list[str], **body: Any) -> Any
         json={"argv": argv, "namespace": "prod", **body},
         headers=broker.session_auth(token),
     )
+
+
+# -- webhook receivers ------------------------------------------------------------------
+
+
+class Hook:
+    """A loopback webhook receiver that answers a scripted list of statuses.
+
+    With `port`, it listens on that port (a receiver that comes back where it was).
+    """
+
+    def __init__(
+        self, statuses: list[int], delay: float = 0.0, port: int = 0, retry_after: str = ""
+    ) -> None:
+        self.statuses = statuses
+        self.delay = delay
+        self.retry_after = retry_after
+        self.bodies: list[dict[str, Any]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(hook.delay)
+                hook.bodies.append(json.loads(body))
+                status = hook.statuses.pop(0) if hook.statuses else 200
+                self.send_response(status)
+                if status == 429 and hook.retry_after:
+                    self.send_header("Retry-After", hook.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (until a test starts a receiver there)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

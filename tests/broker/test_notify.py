@@ -8,66 +8,25 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from broker_harness import POSTGRES_URL, FakeClock, broker_config_dict, make_broker
+from broker_harness import (
+    POSTGRES_URL,
+    FakeClock,
+    Hook,
+    broker_config_dict,
+    free_port,
+    make_broker,
+)
 
 from jitkube.broker import migrations as m
 from jitkube.broker.config import WebhookSettings, parse_config
 from jitkube.broker.metrics import BrokerMetrics
 from jitkube.broker.notify import WebhookNotifier, hook_key
 from jitkube.broker.store import Store
-
-
-class Hook:
-    """A loopback webhook receiver that answers a scripted list of statuses.
-
-    With `port`, it listens on that port (a receiver that comes back where it was).
-    """
-
-    def __init__(
-        self, statuses: list[int], delay: float = 0.0, port: int = 0, retry_after: str = ""
-    ) -> None:
-        self.statuses = statuses
-        self.delay = delay
-        self.retry_after = retry_after
-        self.bodies: list[dict[str, Any]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(hook.delay)
-                hook.bodies.append(json.loads(body))
-                status = hook.statuses.pop(0) if hook.statuses else 200
-                self.send_response(status)
-                if status == 429 and hook.retry_after:
-                    self.send_header("Retry-After", hook.retry_after)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (until a test starts a receiver there)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

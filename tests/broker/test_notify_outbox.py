@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +14,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 from broker_harness import (
+    Hook,
     StsHandle,
     broker_aws_env,
+    free_port,
     loopback_broker_config,
     sqlite_url,
     start_broker,
@@ -116,38 +114,6 @@ def test_the_step_keeps_a_notifications_table_that_exists_already(
 # -- a real broker process, killed with undelivered notifications ------------------------
 
 
-class Receiver:
-    """A JSON webhook receiver on a fixed loopback port, started when the test says so."""
-
-    def __init__(self, port: int) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.bodies.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(config: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
     started = start_broker(config, env, args=args)
     return started.proc, started.url
@@ -157,7 +123,7 @@ def _start(config: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Po
 def killable_broker(
     tmp_path: Path, sandbox_idp: Any, broker_sts: StsHandle
 ) -> Iterator[dict[str, Any]]:
-    port = _free_port()  # the receiver's, down for now
+    port = free_port()  # the receiver's, down for now
     webhook = {
         "url": f"http://127.0.0.1:{port}/hook",
         "format": "json",
@@ -173,7 +139,7 @@ def killable_broker(
         "JITKUBE_BROKER_ENCRYPTION_KEY": Fernet.generate_key().decode(),
     }
     procs: list[subprocess.Popen[bytes]] = []
-    receivers: list[Receiver] = []
+    receivers: list[Hook] = []
     yield {
         "config": config,
         "env": env,
@@ -245,7 +211,7 @@ def test_notifications_survive_a_sigkill_and_two_workers_send_each_once(
     assert row["last_error"] == "ConnectionRefusedError", row
     assert row["claimed_until"] == 0, row
 
-    receiver = Receiver(setup["port"])
+    receiver = Hook([], port=setup["port"])
     setup["receivers"].append(receiver)
     time.sleep(1.0)
     assert receiver.bodies == []  # nobody left to send it
