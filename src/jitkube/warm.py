@@ -173,13 +173,8 @@ def attempt(argv: Sequence[str]) -> int | None:
     path = socket_path(environ)
     if path is None:
         return None
-    try:
-        for fd in (0, 1, 2):
-            os.fstat(fd)
-    except OSError:
-        # stdin, stdout or stderr is closed: the socket would take its number and go to
-        # the worker as the caller's own descriptor (a read of stdin would wait on it).
-        return None
+    # stdin, stdout and stderr are open here: entry.main put /dev/null on a closed one, so
+    # the socket cannot take its number and reach the worker as a standard stream.
     tty = _foreground_tty()
     if tty is None:
         return None
