@@ -305,8 +305,22 @@ SERVED_71 = (71, b"ended without an exit code")
         (_send(b"A" + b"\1" * (1 << 20)), SERVED_71),  # a flood
         (_send(b"A", b"X", b"\xfe"), (254, b"")),  # the code in pieces
         (_send(b"AX\0"), (0, b"")),
+        (_send(b"AK\x0f"), (-15, b"")),  # the worker died of SIGTERM: so does the caller
+        (_send(b"AK\x09"), SERVED_71),  # only TERM, HUP and QUIT are passed on
     ],
-    ids=["refuse", "garbage", "close", "A-close", "X-nocode", "not-X", "flood", "split", "zero"],
+    ids=[
+        "refuse",
+        "garbage",
+        "close",
+        "A-close",
+        "X-nocode",
+        "not-X",
+        "flood",
+        "split",
+        "zero",
+        "K-term",
+        "K-kill",
+    ],
 )
 def test_a_misbehaving_listener_never_crashes_it_or_runs_a_call_twice(
     fronts: Fronts, caller: Caller, reply: Reply, expect: str | tuple[int, bytes]
