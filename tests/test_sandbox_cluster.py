@@ -446,3 +446,30 @@ def test_exec_is_refused_to_a_view_identity(kube_login: Login) -> None:
     denied = kube_login("jitkube-view").run("exec", "-n", "prod", "worker-0", "--", "whoami")
     assert denied.returncode != 0
     assert "forbidden" in denied.stderr.lower()
+
+
+def test_responses_are_not_held_back_by_nagle(sandbox: Sandbox, kube_login: Login) -> None:
+    """Headers and body are two writes: with Nagle on, each answer waited ~40 ms for the
+    client's delayed ACK (TCP_DELACK_MIN), doubling what `kubectl get pods` took."""
+    import http.client
+    import ssl
+
+    token = kube_login("jitkube-admin").token
+    context = ssl.create_default_context(cadata=sandbox.cluster.ca_pem.decode())
+    url = urlsplit(sandbox.cluster.url)
+    conn = http.client.HTTPSConnection(url.hostname or "", url.port, context=context, timeout=10)
+    samples = []
+    try:
+        for _ in range(16):
+            start = time.perf_counter()
+            conn.request(
+                "GET", "/api/v1/namespaces/prod/pods", headers={"Authorization": f"Bearer {token}"}
+            )
+            response = conn.getresponse()
+            assert response.status == 200
+            assert b"worker-0" in response.read()
+            samples.append(time.perf_counter() - start)
+    finally:
+        conn.close()
+    samples = sorted(samples[1:])  # the first one pays for the TLS handshake
+    assert samples[len(samples) // 2] < 0.030
