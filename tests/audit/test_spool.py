@@ -207,6 +207,41 @@ def test_spawned_child_gets_the_credential_through_a_pipe_not_argv(
     assert job["directory"] == str(audit_dir(isolated_env.env))
 
 
+def test_a_lingering_flusher_exits_when_its_directory_is_removed(
+    isolated_env: IsolatedEnv,
+) -> None:
+    """The flusher waits LINGER (15 s) for more records; a demo or test that removes its
+    HOME must not leave it behind for that long."""
+    import fcntl
+    import os
+    import shutil
+
+    from jitkube.audit.background import LINGER
+    from jitkube.audit.spool import FLUSHER_LOCK
+
+    directory = audit_dir(isolated_env.env)
+    directory.mkdir(parents=True, exist_ok=True)
+    pid = spawn_background_flush(directory, "http://127.0.0.1:9", "Bearer x")
+    lock = os.open(directory / FLUSHER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # until the child holds its presence lock: it is lingering
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                break
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            assert time.monotonic() < deadline, "the flusher never started"
+            time.sleep(0.05)
+    finally:
+        os.close(lock)
+    removed = time.monotonic()
+    shutil.rmtree(directory)
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        assert time.monotonic() - removed < LINGER / 2, "the flusher outlived its directory"
+        time.sleep(0.05)
+
+
 def test_an_event_the_broker_refuses_is_skipped_and_shows_as_a_gap(
     isolated_env: IsolatedEnv, running_broker: BrokerProcess, ci_token: str, auditor_token: str
 ) -> None:

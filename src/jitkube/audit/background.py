@@ -2,7 +2,8 @@
 
 Reads `{directory, broker_url, auth_header, ca_bundle}` as JSON from stdin, flushes, then
 lingers: while new records keep arriving (an agent running command after command) it
-flushes them too, and exits after LINGER seconds without any. It holds `flusher.lock`
+flushes them too, and exits after LINGER seconds without any, or as soon as the spool's
+directory is gone. It holds `flusher.lock`
 for its whole life, so a command that finds it held starts no second child: a burst of
 commands costs one background process, not one each. Silent: its stdout/stderr are
 /dev/null; the outcome is in `delivery.json`.
@@ -35,6 +36,8 @@ def main() -> int:
         ok = True
         idle_since = time.monotonic()
         while time.monotonic() - idle_since < LINGER:
+            if not os.path.isdir(spool.directory):
+                break  # its directory was removed (a demo or test HOME): nothing to serve
             if spool.flush_due():
                 result = spool.flush(
                     str(job["broker_url"]),
