@@ -330,13 +330,32 @@ class Broker:
 
 
 class RecordingNotifier:
-    """A Notifier that keeps what it was told (the webhook delivery has its own tests)."""
+    """A Notifier that keeps what was committed (the webhook delivery has its own tests).
+
+    Its rows go into the outbox like a webhook's, under a hook key no notifier sends, and
+    an event is kept only once the broker reports its transaction committed."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def notify(self, event: str, payload: Any) -> None:
-        self.events.append((event, dict(payload)))
+    def outbox(self, event: str, payload: Any) -> list[dict[str, Any]]:
+        body = json.dumps({"event": event, "payload": dict(payload)}, default=str)
+        return [
+            {
+                "event": event,
+                "hook": "recording",
+                "body": body,
+                "attempts": 0,
+                "next_attempt_at": 0.0,
+                "claimed_until": 0.0,
+                "created_at": 0.0,
+            }
+        ]
+
+    def stored(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            kept = json.loads(row["body"])
+            self.events.append((kept["event"], kept["payload"]))
 
 
 def make_broker(

@@ -208,6 +208,52 @@ def test_a_notification_stored_while_the_receiver_is_down_arrives_when_it_is_bac
     assert "BREAK-GLASS" in hook.bodies[0]["text"]
 
 
+def test_a_change_is_never_committed_without_its_notification(
+    hook_factory: Any, tmp_path: Path, real_clock: FakeClock, broker_sts: Any
+) -> None:
+    """The outbox row goes in the change's own transaction: while the database refuses
+    notifications, sessions are neither created nor revoked; nothing goes unannounced."""
+    hook = hook_factory([])
+    store = Store.open(f"sqlite:///{tmp_path / 'n.db'}")
+    notifier = WebhookNotifier([WebhookSettings(url=hook.url, format="json")], store)
+    made = make_broker(store, real_clock, broker_sts, notifier=notifier)
+    refuse = (
+        "CREATE TRIGGER refuse BEFORE INSERT ON notifications "
+        "BEGIN SELECT RAISE(ABORT, 'outbox refused'); END"
+    )
+
+    def sessions() -> list[tuple[str, str]]:
+        with store.read() as conn:
+            return [tuple(r) for r in conn.execute(sa.select(m.sessions.c.id, m.sessions.c.status))]
+
+    def create() -> Any:
+        body = {"role": "viewer", "cluster": "prod", "ttl": 900, "reason": "look"}
+        return made.client.post("/v1/sessions", json=body, headers=made.auth())
+
+    try:
+        with store.write() as conn:
+            conn.execute(sa.text(refuse))
+        assert create().status_code >= 500
+        assert sessions() == []
+        with store.write() as conn:
+            conn.execute(sa.text("DROP TRIGGER refuse"))
+        sid = create().json()["session"]["id"]
+        assert sessions() == [(sid, "active")]
+
+        with store.write() as conn:
+            conn.execute(sa.text(refuse))
+        assert made.client.delete(f"/v1/sessions/{sid}", headers=made.auth()).status_code >= 500
+        assert sessions() == [(sid, "active")]
+        with store.write() as conn:
+            conn.execute(sa.text("DROP TRIGGER refuse"))
+        assert made.client.delete(f"/v1/sessions/{sid}", headers=made.auth()).status_code == 200
+        assert sessions() == [(sid, "revoked")]
+        events = [json.loads(r["body"])["event"] for r in _rows(store)]
+        assert events == ["session.activated", "session.revoked"]
+    finally:
+        store.close()
+
+
 def test_rows_survive_a_notifier_that_never_ran(
     hook_factory: Any, tmp_path: Path, notifiers: list[WebhookNotifier]
 ) -> None:

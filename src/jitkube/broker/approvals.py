@@ -27,7 +27,7 @@ from jitkube.broker.config import BrokerConfig
 from jitkube.broker.errors import BrokerError
 from jitkube.broker.fingerprint import command_fingerprint
 from jitkube.broker.metrics import BrokerMetrics
-from jitkube.broker.notify import Notifier
+from jitkube.broker.notify import Notifier, Outbox
 from jitkube.broker.sessions import iso
 from jitkube.broker.store import DuplicateVote, Row, Store
 from jitkube.errors import ConfigError, PolicyError
@@ -184,9 +184,9 @@ class CommandApprovalService:
             "created_at": now,
             "expires_at": now + self.config.limits.command_approval_ttl_seconds,
         }
-        self.store.create_command(row)
+        outbox: Outbox = []
         if not approved:
-            self.notifier.notify(
+            outbox = self.notifier.outbox(
                 "command.requested",
                 {
                     "id": row["id"],
@@ -203,6 +203,8 @@ class CommandApprovalService:
                     "unmask": request.unmask,
                 },
             )
+        self.store.create_command(row, notifications=outbox)
+        self.notifier.stored(outbox)
         return row
 
     def get(self, command_id: str) -> Row:
@@ -246,17 +248,23 @@ class CommandApprovalService:
             )
         except DuplicateVote as exc:
             raise BrokerError("already_decided", str(exc)) from None
+        payload = {"id": command_id, "reviewer": reviewer.display}
         if decision == "deny":
-            self.store.transition_command(command_id, ["pending"], {"status": "denied"})
-            self.notifier.notify("command.denied", {"id": command_id, "reviewer": reviewer.display})
-        elif sum(1 for v in votes if v["decision"] == "approve") >= row[
-            "min_approvals"
-        ] and self.store.transition_command(
-            command_id, ["pending"], {"status": "approved"}, not_expired_at=now
-        ):
-            self.notifier.notify(
-                "command.approved", {"id": command_id, "reviewer": reviewer.display}
-            )
+            outbox = self.notifier.outbox("command.denied", payload)
+            if self.store.transition_command(
+                command_id, ["pending"], {"status": "denied"}, notifications=outbox
+            ):
+                self.notifier.stored(outbox)
+        elif sum(1 for v in votes if v["decision"] == "approve") >= row["min_approvals"]:
+            outbox = self.notifier.outbox("command.approved", payload)
+            if self.store.transition_command(
+                command_id,
+                ["pending"],
+                {"status": "approved"},
+                not_expired_at=now,
+                notifications=outbox,
+            ):
+                self.notifier.stored(outbox)
         return self.get(command_id)
 
     def consume(self, command_id: str, session: Row, fingerprint: str) -> Row:

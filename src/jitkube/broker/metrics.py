@@ -63,8 +63,7 @@ class BrokerMetrics:
 
         self.notifications = Counter(
             "jitkube_broker_notifications",
-            "Webhook deliveries by result (delivered, retried, failed: given up, dropped: not "
-            "stored).",
+            "Webhook deliveries by result (delivered, retried, failed: given up).",
             ["result"],
             registry=self.registry,
         )

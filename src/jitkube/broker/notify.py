@@ -1,8 +1,10 @@
 """Notifications to webhooks (Slack-compatible or plain JSON), through a database outbox.
 
-`WebhookNotifier.notify()` runs on the request path and only INSERTs rows into the
-`notifications` table (one per subscribed webhook, the body already rendered): no network,
-so a slow or broken chat service never slows an API call. A delivery thread per process
+On the request path, `WebhookNotifier.outbox()` renders one row per subscribed webhook and
+the store INSERTs them into the `notifications` table in the same transaction as the
+change they announce (a session created, approved, revoked…): no network, so a slow or
+broken chat service never slows an API call, and a crash cannot commit the one without
+the other. A delivery thread per process
 (started and stopped with the app's lifespan) claims due rows with a conditional UPDATE
 (a lease: `claimed_until`), posts them, and marks them delivered, reschedules them with
 exponential backoff (network errors, 429, 5xx; never sooner than a `Retry-After` asks)
@@ -62,12 +64,23 @@ _SECRET_FIELDS = frozenset(
 )
 
 
+Outbox = list[dict[str, Any]]  # rows of the notifications table, rendered
+
+
 class Notifier(Protocol):
-    def notify(self, event: str, payload: Mapping[str, Any]) -> None: ...
+    """What the services need: rows to store in the same transaction as the change they
+    announce (so a crash between the two cannot lose one), and a nudge once committed."""
+
+    def outbox(self, event: str, payload: Mapping[str, Any]) -> Outbox: ...
+
+    def stored(self, rows: Outbox) -> None: ...
 
 
 class NullNotifier:
-    def notify(self, event: str, payload: Mapping[str, Any]) -> None:
+    def outbox(self, event: str, payload: Mapping[str, Any]) -> Outbox:
+        return []
+
+    def stored(self, rows: Outbox) -> None:
         return None
 
 
@@ -190,15 +203,15 @@ class WebhookNotifier:
         # What this process did (the metrics count the same; tests read these).
         self.delivered = 0
         self.failed = 0
-        self.dropped = 0
 
     # -- the request path -------------------------------------------------------------
 
-    def notify(self, event: str, payload: Mapping[str, Any]) -> None:
-        """Store the event for every subscribed webhook. Never posts, never raises."""
+    def outbox(self, event: str, payload: Mapping[str, Any]) -> Outbox:
+        """The event's outbox rows, one per subscribed webhook, for the caller to insert
+        in the transaction that makes the change (see Store's `notifications=`)."""
         clean = {k: v for k, v in payload.items() if k not in _SECRET_FIELDS}
         now = self._clock()
-        rows = [
+        return [
             {
                 "event": event,
                 "hook": hook_key(hook),
@@ -211,16 +224,18 @@ class WebhookNotifier:
             for hook in self._hooks
             if not hook.events or event in hook.events
         ]
-        if not rows:
-            return
-        try:
+
+    def stored(self, rows: Outbox) -> None:
+        """Rows were committed: wake this process's delivery thread."""
+        if rows:
+            self._wake.set()
+
+    def notify(self, event: str, payload: Mapping[str, Any]) -> None:
+        """Store the event on its own (no change to go with it) and wake the thread."""
+        rows = self.outbox(event, payload)
+        if rows:
             self._store.enqueue_notifications(rows)
-        except Exception as exc:  # the request itself succeeded: do not fail it now
-            self.dropped += len(rows)
-            self._count("dropped", len(rows))
-            log.error("notification not stored: %s (%s)", event, exc.__class__.__name__)
-            return
-        self._wake.set()
+            self.stored(rows)
 
     # -- the delivery thread ----------------------------------------------------------
 

@@ -167,15 +167,16 @@ class SessionService:
                 credentials_expire_at=credentials.expiration,
                 assumed_role_arn=credentials.assumed_role_arn,
             )
-        self.store.create_session(row)
         outcome = "break_glass" if request.break_glass else row["status"]
-        self.metrics.sessions.labels(outcome).inc()
         event = {
             "break_glass": "session.break_glass",
             "active": "session.activated",
             "pending": "session.requested",
         }[outcome]
-        self.notifier.notify(event, self._event_payload(row))
+        outbox = self.notifier.outbox(event, self._event_payload(row))
+        self.store.create_session(row, notifications=outbox)
+        self.metrics.sessions.labels(outcome).inc()
+        self.notifier.stored(outbox)
         return row, token
 
     # -- read -------------------------------------------------------------------------
@@ -322,24 +323,35 @@ class SessionService:
         if row["status"] != "pending":
             raise BrokerError("already_decided", f"session is {row['status']}")
         now = self.clock()
+        payload = {**self._event_payload(row), "reviewer": reviewer.display}
+        # An approval is announced with the vote that makes it; a denial with the change
+        # of status (in the same transaction each: a crash cannot lose the message).
+        approved = self.notifier.outbox("session.approved", payload) if decision != "deny" else []
         try:
             votes = self.store.add_session_vote(
-                session_id, reviewer.sub, reviewer.email, decision, comment[:1024], now
+                session_id,
+                reviewer.sub,
+                reviewer.email,
+                decision,
+                comment[:1024],
+                now,
+                notifications=approved,
             )
         except DuplicateVote as exc:
             raise BrokerError("already_decided", str(exc)) from None
-        payload = {**self._event_payload(row), "reviewer": reviewer.display}
+        self.notifier.stored(approved)
         if decision == "deny":
+            denied = self.notifier.outbox("session.denied", payload)
             if self.store.transition_session(
                 session_id,
                 ["pending"],
                 {"status": "denied", "ended_at": now, "ended_by": reviewer.sub},
+                notifications=denied,
             ):
                 self.metrics.sessions.labels("denied").inc()
-                self.notifier.notify("session.denied", payload)
+                self.notifier.stored(denied)
             return self.get(session_id)
         approvals = sum(1 for v in votes if v["decision"] == "approve")
-        self.notifier.notify("session.approved", payload)
         if approvals >= row["min_approvals"]:
             self._activate(row, role)
         return self.get(session_id)
@@ -347,14 +359,16 @@ class SessionService:
     def _activate(self, row: Row, role: RoleSettings) -> None:
         now = self.clock()
         expires_at = now + row["ttl_seconds"]
+        outbox = self.notifier.outbox("session.activated", self._event_payload(row))
         if not self.store.transition_session(
             row["id"],
             ["pending"],
             {"status": "active", "activated_at": now, "expires_at": expires_at},
+            notifications=outbox,
         ):
             return  # another reviewer's vote activated it
         self.metrics.sessions.labels("active").inc()
-        self.notifier.notify("session.activated", self._event_payload(row))
+        self.notifier.stored(outbox)
         try:
             self._store_credentials(row, role, expires_at)
         except BrokerError:
@@ -467,14 +481,16 @@ class SessionService:
 
     def revoke(self, row: Row, by: str) -> Row:
         now = self.clock()
+        outbox = self.notifier.outbox("session.revoked", {**self._event_payload(row), "by": by})
         changed = self.store.transition_session(
             row["id"],
             list(LIVE),
             {"status": "revoked", "ended_at": now, "ended_by": by, "credentials": None},
+            notifications=outbox,
         )
         if changed:
             self.metrics.sessions.labels("revoked").inc()
-            self.notifier.notify("session.revoked", {**self._event_payload(row), "by": by})
+            self.notifier.stored(outbox)
         return self.get(row["id"])
 
     # -- helpers ------------------------------------------------------------------------

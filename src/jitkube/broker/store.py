@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 from jitkube.broker import migrations as m
 
 Row = dict[str, Any]
+Outbox = Sequence[Mapping[str, Any]]  # rows of the notifications table (notify.py renders them)
 
 # The hot statements, built once: SQLAlchemy then reuses their cache key and compiled form
 # instead of rebuilding both on every call (a per-request cost under load).
@@ -200,9 +201,10 @@ class Store:
 
     # -- sessions -------------------------------------------------------------------
 
-    def create_session(self, values: Mapping[str, Any]) -> None:
+    def create_session(self, values: Mapping[str, Any], *, notifications: Outbox = ()) -> None:
         with self.write() as conn:
             conn.execute(_INSERT_SESSION, dict(values))
+            _store_outbox(conn, notifications)
 
     def get_session(self, session_id: str) -> Row | None:
         with self.read() as conn:
@@ -210,15 +212,23 @@ class Store:
         return dict(row._mapping) if row else None
 
     def transition_session(
-        self, session_id: str, from_statuses: Sequence[str], values: Mapping[str, Any]
+        self,
+        session_id: str,
+        from_statuses: Sequence[str],
+        values: Mapping[str, Any],
+        *,
+        notifications: Outbox = (),
     ) -> bool:
-        """Update a session only if its status is one of `from_statuses`; True if it was."""
+        """Update a session only if its status is one of `from_statuses`; True if it was.
+        The notifications are stored with the update, and only if it happened."""
         with self.write() as conn:
             result = conn.execute(
                 m.sessions.update()
                 .where(m.sessions.c.id == session_id, m.sessions.c.status.in_(from_statuses))
                 .values(**values)
             )
+            if result.rowcount == 1:
+                _store_outbox(conn, notifications)
         return result.rowcount == 1
 
     def set_session_credentials(
@@ -276,12 +286,19 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def _add_vote(
-        self, table: sa.Table, key: str, value: str, what: str, fields: Mapping[str, Any]
+        self,
+        table: sa.Table,
+        key: str,
+        value: str,
+        what: str,
+        fields: Mapping[str, Any],
+        notifications: Outbox,
     ) -> None:
         """One reviewer's decision; DuplicateVote when that reviewer already decided."""
         try:
             with self.write() as conn:
                 conn.execute(table.insert().values(**{key: value}, **fields))
+                _store_outbox(conn, notifications)
         except sa.exc.IntegrityError:
             raise DuplicateVote(f"this reviewer already decided on the {what}") from None
 
@@ -310,10 +327,14 @@ class Store:
         decision: str,
         comment: str,
         now: float,
+        *,
+        notifications: Outbox = (),
     ) -> list[Row]:
         """Record one reviewer's decision; return all votes. DuplicateVote if they voted."""
         vote = self._vote(reviewer_sub, reviewer_email, decision, comment, now)
-        self._add_vote(m.session_approvals, "session_id", session_id, "request", vote)
+        self._add_vote(
+            m.session_approvals, "session_id", session_id, "request", vote, notifications
+        )
         return self.session_votes(session_id)
 
     def session_votes(self, session_id: str) -> list[Row]:
@@ -321,9 +342,10 @@ class Store:
 
     # -- command approvals ----------------------------------------------------------
 
-    def create_command(self, values: Mapping[str, Any]) -> None:
+    def create_command(self, values: Mapping[str, Any], *, notifications: Outbox = ()) -> None:
         with self.write() as conn:
             conn.execute(m.command_approvals.insert().values(**values))
+            _store_outbox(conn, notifications)
 
     def get_command(self, command_id: str) -> Row | None:
         with self.read() as conn:
@@ -361,6 +383,7 @@ class Store:
         not_expired_at: float | None = None,
         session_id: str | None = None,
         fingerprint: str | None = None,
+        notifications: Outbox = (),
     ) -> bool:
         """Conditional update; with `not_expired_at`, only while `expires_at` is later.
 
@@ -377,6 +400,8 @@ class Store:
             query = query.where(c.fingerprint == fingerprint)
         with self.write() as conn:
             result = conn.execute(query.values(**values))
+            if result.rowcount == 1:
+                _store_outbox(conn, notifications)
         return result.rowcount == 1
 
     def add_command_vote(
@@ -387,9 +412,11 @@ class Store:
         decision: str,
         comment: str,
         now: float,
+        *,
+        notifications: Outbox = (),
     ) -> list[Row]:
         vote = self._vote(reviewer_sub, reviewer_email, decision, comment, now)
-        self._add_vote(m.command_votes, "command_id", command_id, "command", vote)
+        self._add_vote(m.command_votes, "command_id", command_id, "command", vote, notifications)
         return self.command_votes(command_id)
 
     def command_votes(self, command_id: str) -> list[Row]:
@@ -565,11 +592,11 @@ class Store:
 
     # -- notifications (the webhook outbox, see notify.py) ------------------------------
 
-    def enqueue_notifications(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def enqueue_notifications(self, rows: Outbox) -> None:
         """Insert outbox rows (event, hook, body, created_at, next_attempt_at) at once."""
         if rows:
             with self.write() as conn:
-                conn.execute(m.notifications.insert(), [dict(r) for r in rows])
+                _store_outbox(conn, rows)
 
     def due_notifications(
         self, hooks: Sequence[str], now: float, limit: int = 50
@@ -660,6 +687,12 @@ class Store:
     def _insert(self, table: sa.Table) -> Any:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         return dialect.insert(table)
+
+
+def _store_outbox(conn: sa.Connection, rows: Outbox) -> None:
+    """Insert webhook outbox rows in the caller's transaction."""
+    if rows:
+        conn.execute(m.notifications.insert(), [dict(r) for r in rows])
 
 
 def create_engine(url: str, *, schema: str | None = None) -> sa.Engine:
