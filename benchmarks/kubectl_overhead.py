@@ -84,13 +84,27 @@ def exec_kubeconfig(path: Path, world: Sandbox, aws: str) -> None:
     )
 
 
+def real_aws() -> str | None:
+    """The `aws` CLI, past a version manager's shim: pyenv's bash shim adds ~80 ms to
+    every call, which would flatter jitkube against the exec plugin."""
+    found = shutil.which("aws")
+    if found is None or f"{os.sep}shims{os.sep}" not in found:
+        return found
+    for manager in ("pyenv", "asdf"):
+        if shutil.which(manager):
+            answer = subprocess.run([manager, "which", "aws"], capture_output=True, text=True)
+            if answer.returncode == 0 and answer.stdout.strip():
+                return answer.stdout.strip()
+    return found
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
     kubectl = pinned_kubectl()
     py = sys.executable
-    aws = shutil.which("aws")
+    aws = real_aws()
     # The console script, as a user types it (not `python -m`, which costs runpy).
     jitkube = str(Path(py).with_name("jitkube"))
     env: dict[str, str] = {}
@@ -214,7 +228,8 @@ def main() -> int:
                 # A jitkube that cost nothing would still run kubectl: plugin / bare is
                 # the most this ratio can be on this machine.
                 detail=f"median {plugin:.1f} ms; at zero overhead {plugin / base:.1f}x; "
-                f"vs console script {plugin / script:.1f}x, in-process {plugin / cold:.1f}x",
+                f"vs console script {plugin / script:.1f}x, in-process {plugin / cold:.1f}x; "
+                f"aws CLI {aws}",
             )
         else:
             print("exec plugin row skipped: the aws CLI is not installed (pip install awscli)")
