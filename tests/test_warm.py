@@ -175,6 +175,23 @@ def test_an_idle_server_exits_and_removes_its_socket(caller: Caller) -> None:
     assert caller.status()["running"] is False
 
 
+def test_a_server_whose_socket_was_removed_exits(caller: Caller) -> None:
+    """Removing a user's HOME or runtime directory (a walkthrough's clean-up, a test's
+    tmp_path) leaves no server behind for its 15 idle minutes."""
+    assert caller.run("warm", "start").returncode == 0
+    pid = int(str(caller.status()["pid"]))
+    os.kill(pid, 0)
+    shutil.rmtree(Path(caller.runtime, "jitkube"))
+    deadline = time.monotonic() + 10  # the idle timeout is 60 s here
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the server outlived its socket")
+
+
 def test_config_can_turn_the_server_off(caller: Caller) -> None:
     config = Path(caller.env["XDG_CONFIG_HOME"]) / "jitkube" / "config.toml"
     config.parent.mkdir(parents=True)

@@ -435,8 +435,16 @@ def _prewarm() -> None:
         )
 
 
+def _still_ours(path: str, inode: int) -> bool:
+    try:
+        return os.stat(path).st_ino == inode
+    except OSError:
+        return False
+
+
 def serve(path: str, idle: float) -> int:
-    """Serve until idle for `idle` seconds, stopped, or the code on disk changed."""
+    """Serve until idle for `idle` seconds, stopped, the code on disk changed, or its
+    socket is gone (no caller can reach it any more)."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     st = os.stat(directory)
@@ -486,6 +494,8 @@ def serve(path: str, idle: float) -> int:
             busy = server.children - {server.spare}
             if not busy and time.monotonic() - server.last_call > server.idle:
                 break
+            if not busy and not _still_ours(path, inode):
+                break  # its socket was removed (the user's HOME or runtime directory): unreachable
     finally:
         with contextlib.suppress(OSError):
             if os.stat(path).st_ino == inode:
