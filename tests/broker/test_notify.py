@@ -122,6 +122,36 @@ def test_slack_webhook_gets_text_and_is_retried_on_server_errors(
     assert row["delivered_at"] is not None
 
 
+def test_what_a_requester_wrote_cannot_ping_the_channel_or_hide_a_link(
+    hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
+) -> None:
+    hook = hook_factory([])
+    notifier = _notifier(notifiers, [WebhookSettings(url=hook.url)], sqlite_store)
+    lure = "<!channel> <https://evil.test/approve|click to approve> & go"
+    notifier.notify("session.requested", {**_payload(), "reason": lure})
+    notifier.notify(
+        "command.requested",
+        {
+            "id": "cmd_1",
+            "requester": "alice@example.test",
+            "agent": "<@U123>",
+            "command": "kubectl get pods -l `x` *bold*",
+            "risk": "read",
+            "cluster": "prod",
+        },
+    )
+    assert notifier.join(5)
+    session_text, command_text = (b["text"] for b in hook.bodies)
+    assert "&lt;!channel&gt; &lt;https://evil.test/approve|click to approve&gt; &amp; go" in (
+        session_text
+    )
+    assert "(agent &lt;@U123&gt;)" in command_text
+    assert "`kubectl get pods -l 'x' *bold*`" in command_text
+    for text in (session_text, command_text):
+        assert "<" not in text
+        assert ">" not in text
+
+
 def test_client_errors_are_not_retried_and_attempts_are_bounded(
     hook_factory: Any, sqlite_store: Store, notifiers: list[WebhookNotifier]
 ) -> None:

@@ -91,10 +91,22 @@ def render(hook: WebhookSettings, event: str, payload: Mapping[str, Any]) -> byt
     return json.dumps({"text": _slack_text(event, payload)}).encode()
 
 
-def _slack_text(event: str, p: Mapping[str, Any]) -> str:
+def _slack_escape(value: Any) -> Any:
+    """Slack's control characters as entities: a requester's reason, argv or agent name
+    cannot ping the channel (`<!channel>`) or dress a link up (`<https://…|approve>`)."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_text(event: str, payload: Mapping[str, Any]) -> str:
+    p = {k: _slack_escape(v) for k, v in payload.items()}
+    # Inside `…` a backquote would end the code span and let the rest be formatted.
+    p["command"] = str(p.get("command", "")).replace("`", "'")
     who = p.get("requester") or p.get("reviewer") or "someone"
     what = f"role *{p.get('role', '?')}* on *{p.get('cluster', '?')}*"
     reason = f" — reason: {p['reason']}" if p.get("reason") else ""
+    by_agent = f" (agent {p['agent']})" if p.get("agent") else ""
     ref = f" (`{p.get('id', '')}`)"
     texts = {
         "session.requested": f":key: {who} requests {what} for {p.get('ttl', '?')}s{reason}{ref}",
@@ -104,7 +116,7 @@ def _slack_text(event: str, p: Mapping[str, Any]) -> str:
         "session.revoked": f":lock: session {what} revoked by {p.get('by', '?')}{ref}",
         "session.break_glass": f":rotating_light: BREAK-GLASS: {who} took {what}{reason}{ref}",
         "command.requested": (
-            f":hourglass: {who} asks to run `{p.get('command', '')}` "
+            f":hourglass: {who}{by_agent} asks to run `{p.get('command', '')}` "
             f"({p.get('risk', '?')}) on *{p.get('cluster', '?')}*{ref}"
         ),
         "command.approved": f":white_check_mark: command{ref} approved by {p.get('reviewer')}",
