@@ -37,9 +37,24 @@ class CommandApproval:
     unmask: bool = False  # approved for output without masking (`--unmask`)
 
     @property
-    def reviewers_comment(self) -> str:
-        comments = [a.get("comment") or "" for a in self.approvals if a.get("decision") == "deny"]
-        return "; ".join(c for c in comments if c) or "no comment"
+    def refusal(self) -> tuple[str, str | None]:
+        """Why this approval cannot be used, and what to do: (message, hint)."""
+        if self.status == "denied":
+            denials = [a for a in self.approvals if a.get("decision") == "deny"]
+            who = ", ".join(str(a.get("reviewer")) for a in denials if a.get("reviewer"))
+            said = "; ".join(str(a.get("comment")) for a in denials if a.get("comment"))
+            return (
+                f"approval {self.id} was denied"
+                + (f" by {who}" if who else "")
+                + (f": {said}" if said else " without a comment"),
+                None,
+            )
+        again = "run the command again to ask for a new approval"
+        if self.status == "expired":
+            return f"approval {self.id} expired before a reviewer decided", again
+        if self.status == "consumed":
+            return f"approval {self.id} was already used (an approval runs its command once)", again
+        return f"approval {self.id} is {self.status}", again
 
     @property
     def approver(self) -> str:
@@ -104,6 +119,7 @@ def submit(
     manifests: Sequence[bytes] = (),
     reason: str = "",
     unmask: bool = False,
+    agent: str = "",
 ) -> CommandApproval:
     """File the command for approval; returns it approved (broker policy allows) or pending.
 
@@ -121,6 +137,8 @@ def submit(
     }
     if unmask:
         body["unmask"] = True
+    if agent:  # reviewers see which agent asks; the broker judges it as an agent's
+        body["agent"] = agent
     status, answer = _call(session, "POST", "/v1/commands", body)
     if status in (200, 201, 202):
         return _approval(answer)

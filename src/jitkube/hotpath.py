@@ -136,7 +136,13 @@ def _approve(
         if env.unmask:
             reason = "UNMASK: secret values will be shown unmasked. " + reason
         approval = command_approval.submit(
-            session, j.invocation.argv, _namespace(j), blobs, reason, unmask=env.unmask
+            session,
+            j.invocation.argv,
+            _namespace(j),
+            blobs,
+            reason,
+            unmask=env.unmask,
+            agent=env.agent or "",
         )
         if approval.status == "pending":
             command_approval.remember(env.environ, session, memory_key, approval.id)
@@ -164,9 +170,9 @@ def _approve(
                 data={**judgement_data(j), "approval_id": approval.id},
             )
         command_approval.forget(env.environ, memory_key)
+        message, hint = approval.refusal
         raise ApprovalRefusedError(
-            f"approval {approval.id} was {approval.status}: {approval.reviewers_comment}",
-            data={**judgement_data(j), "approval_id": approval.id},
+            message, hint=hint, data={**judgement_data(j), "approval_id": approval.id}
         )
     command_approval.forget(env.environ, memory_key)
     command_approval.consume(session, approval.id, fingerprint)

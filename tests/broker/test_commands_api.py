@@ -5,12 +5,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
-from broker_harness import Broker, ask_command, open_session
+from broker_harness import (
+    Broker,
+    FakeClock,
+    ask_command,
+    broker_config_dict,
+    make_broker,
+    open_session,
+)
 
 from jitkube.broker.fingerprint import command_fingerprint
+from jitkube.broker.store import Store
 
 REVIEWER = ("bob", ("reviewers",))
 REVIEWER2 = ("dave", ("reviewers",))
@@ -126,6 +135,18 @@ def test_an_approval_expires_after_ten_minutes(broker: Broker) -> None:
     assert late.json()["approval_status"] == "expired"
 
 
+def test_an_expired_approval_is_no_longer_listed_as_pending(broker: Broker) -> None:
+    _, token = open_session(broker, agent=True)
+    command = ask_command(broker, token, ["delete", "pod", "a", "-n", "prod"]).json()
+    broker.clock.advance(601)
+    pending = broker.client.get("/v1/commands", headers=broker.auth(*REVIEWER)).json()
+    assert pending["items"] == []
+    expired = broker.client.get(
+        "/v1/commands", params={"status": "expired"}, headers=broker.auth(*REVIEWER)
+    ).json()
+    assert [(c["id"], c["status"]) for c in expired["items"]] == [(command["id"], "expired")]
+
+
 @pytest.mark.parametrize(
     ("who", "code"),
     [
@@ -190,3 +211,45 @@ def test_commands_need_an_active_session(broker: Broker) -> None:
     assert refused.json()["code"] == "session_not_active"
     oidc = broker.client.post("/v1/commands", json={"argv": ["get", "pods"]}, headers=broker.auth())
     assert oidc.status_code == 403
+
+
+def test_an_agent_in_a_persons_session_is_judged_as_one_and_named_to_reviewers(
+    broker: Broker,
+) -> None:
+    _, token = open_session(broker)  # alice's own session, not an agent's
+    argv = ["label", "pod", "web-1", "tier=x", "-n", "dev"]
+    person = ask_command(broker, token, argv, namespace="dev")
+    assert person.status_code == 201, person.text  # allowed for a person: no reviewer
+    assert person.json()["agent"] == ""
+    asked = ask_command(broker, token, argv, namespace="dev", agent="claude-code")
+    assert asked.status_code == 202, asked.text
+    command = asked.json()
+    assert (command["broker_decision"], command["rule"]) == ("approve", "agents-changes")
+    assert (command["agent"], command["role"]) == ("claude-code", "viewer")
+    listed = broker.client.get("/v1/commands", headers=broker.auth(*REVIEWER)).json()
+    [item] = [c for c in listed["items"] if c["id"] == command["id"]]
+    assert (item["agent"], item["role"], item["requester"]) == ("claude-code", "viewer", "alice")
+    [(_, payload)] = [(e, p) for e, p in broker.notifier.events if e == "command.requested"]
+    assert payload["agent"] == "claude-code"
+
+
+def test_claiming_an_agent_never_makes_the_broker_more_lenient(
+    tmp_path: Path, real_clock: FakeClock, broker_sts: Any
+) -> None:
+    """A policy laxer for agents than for people: the person's judgement stands."""
+    store = Store.open(f"sqlite:///{tmp_path / 'b.db'}")
+    policy = {
+        "version": 1,
+        "default": "approve",
+        "rules": [{"name": "agents-label", "match": {"agent": True}, "action": "allow"}],
+    }
+    made = make_broker(store, real_clock, broker_sts, broker_config_dict(policy=policy))
+    try:
+        with made.client:
+            _, token = open_session(made)
+            argv = ["label", "pod", "web-1", "tier=x", "-n", "dev"]
+            asked = ask_command(made, token, argv, namespace="dev", agent="claude-code")
+            assert asked.status_code == 202, asked.text
+            assert asked.json()["broker_decision"] == "approve"
+    finally:
+        store.close()

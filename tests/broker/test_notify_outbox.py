@@ -61,7 +61,7 @@ def test_a_v2_database_gains_the_notifications_table(
             _old_session(conn)
         with engine.connect() as conn:
             assert not sa.inspect(conn).has_table("notifications")
-        assert migrations.migrate(engine) == migrations.LATEST_VERSION == 3
+        assert migrations.migrate(engine) == migrations.LATEST_VERSION == 4
         with engine.connect() as conn:
             inspector = sa.inspect(conn)
             columns = {c["name"] for c in inspector.get_columns("notifications")}

@@ -204,7 +204,7 @@ def test_the_client_sends_unmask_only_when_true() -> None:
 # -- the migration ----------------------------------------------------------------------
 
 
-def test_a_v1_database_gains_the_unmask_column(
+def test_a_v1_database_gains_the_unmask_and_agent_columns(
     db_url_and_schema: tuple[str, str | None],
 ) -> None:
     url, schema = db_url_and_schema
@@ -213,8 +213,9 @@ def test_a_v1_database_gains_the_unmask_column(
         engine = store.engine
         assert migrations.migrate(engine, migrations.MIGRATIONS[:1]) == 1
         with store.write() as conn:
-            # What a v1 broker created: the same table without the column.
+            # What a v1 broker created: the same table without the columns.
             conn.execute(sa.text("ALTER TABLE command_approvals DROP COLUMN unmask"))
+            conn.execute(sa.text("ALTER TABLE command_approvals DROP COLUMN agent"))
             conn.execute(
                 migrations.sessions.insert().values(
                     id="ses_1",
@@ -248,11 +249,12 @@ def test_a_v1_database_gains_the_unmask_column(
             )
         with engine.connect() as conn:
             columns = {c["name"] for c in sa.inspect(conn).get_columns("command_approvals")}
-        assert "unmask" not in columns
+        assert not {"unmask", "agent"} & columns
         assert migrations.migrate(engine) == migrations.LATEST_VERSION
         old = store.get_command("cmd_old")
         assert old is not None
         assert old["unmask"] is False  # requests from before were all masked
+        assert old["agent"] == ""  # and named no agent
         assert migrations.migrate(engine) == migrations.LATEST_VERSION  # idempotent
     finally:
         store.close()

@@ -131,6 +131,18 @@ def test_agent_delete_waits_for_a_second_users_approval_then_runs(
     listed = bob.run("approvals")
     assert approval in listed.stdout
     assert "delete pod worker-0" in listed.stdout
+    # The reviewer sees the role it would run with and the agent that asks.
+    assert "role admin" in listed.stdout
+    assert "run by agent claude-test" in listed.stdout
+    [asked] = [
+        c for c in bob.run("approvals", "--output", "json").envelope["data"]["commands"]
+        if c["id"] == approval
+    ]  # fmt: skip
+    assert (asked["requester_email"], asked["role"], asked["agent"]) == (
+        "alice@example.test",
+        "admin",
+        "claude-test",
+    )
     own = alice.run("approve", approval)
     assert own.returncode == 65, own  # the requester can never approve their own command
     approved = bob.run("approve", approval, "--comment", "ok, on call")
@@ -139,6 +151,25 @@ def test_agent_delete_waits_for_a_second_users_approval_then_runs(
     assert proc.returncode == 0, (seen + err).decode()
     assert b"deleted" in out
     assert not sandbox.cluster.store.exists(PODS, "prod", "worker-0")
+
+
+def test_a_denied_command_ends_67_with_the_reviewer_and_comment_and_never_runs(
+    alice: User, bob: User, sandbox: Any
+) -> None:
+    _request_admin(alice)
+    proc = alice.start(
+        "kubectl", "delete", "pod", "worker-0", "-n", "prod", extra_env=_agent(alice)
+    )
+    seen = _read_until(proc, b"cmd_")
+    approval = _approval_id(seen.decode())
+    denied = bob.run("deny", approval, "--comment", "not during the freeze")
+    assert denied.returncode == 0, denied
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 67, (seen + err).decode()
+    assert out == b""
+    message = f"approval {approval} was denied by bob@example.test: not during the freeze"
+    assert message in (seen + err).decode()
+    assert sandbox.cluster.store.exists(PODS, "prod", "worker-0")
 
 
 def test_no_wait_returns_pending_with_a_machine_readable_line(alice: User, sandbox: Any) -> None:

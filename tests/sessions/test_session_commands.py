@@ -180,6 +180,27 @@ def test_a_denied_request_exits_67_with_the_reviewers_comment(alice: User, bob: 
     assert alice.cache_files() == []
 
 
+def test_a_reviewer_is_told_why_there_is_nothing_left_to_decide(alice: User, bob: User) -> None:
+    approved = session_id_of(
+        alice.run("request", "--role", "admin", "--ttl", "15m", "--reason", "r", "--no-wait")
+    )
+    assert bob.run("approve", approved).returncode == 0
+    lapsing = session_id_of(alice.run("request", "--role", "oncall", "--ttl", "15m", "--no-wait"))
+    time.sleep(2.5)  # the oncall role's request_expiry is 2 s
+
+    again = bob.run("approve", approved)
+    late = bob.run("approve", lapsing)
+    late_json = bob.run("--output", "json", "deny", lapsing, "--comment", "too late")
+
+    assert again.returncode == 64
+    assert f"session request {approved} is already active: nothing to decide" in again.stderr
+    assert late.returncode == 67
+    assert f"session request {lapsing} expired before anyone decided" in late.stderr
+    assert "runs `jitkube request` again" in late.stderr
+    assert late_json.returncode == 67
+    assert late_json.envelope["status"] == "refused"
+
+
 def test_status_picks_up_an_approval_given_after_no_wait(alice: User, bob: User) -> None:
     sid = session_id_of(
         alice.run("request", "--role", "admin", "--ttl", "20m", "--reason", "r", "--no-wait")
@@ -362,7 +383,9 @@ def test_command_approvals_show_the_exact_command_to_the_reviewer(alice: User, b
     self_approve = alice.run("approve", cid)
     approved = bob.run("approve", cid, "--comment", "ok for web-1")
     after = alice.run("--output", "json", "approvals", "status", cid)
+    after_text = alice.run("approvals", "status", cid)
 
+    assert "(approved by bob@example.test: ok for web-1)" in after_text.stdout
     assert listed.returncode == 0, listed.stderr
     assert cid in listed.stdout
     assert "kubectl delete pod web-1 -n prod" in listed.stdout

@@ -445,6 +445,7 @@ def create_app(
                 manifests=tuple(body.manifests),
                 reason=body.reason,
                 unmask=body.unmask,
+                agent=body.agent,
             ),
         )
         return JSONResponse(
@@ -462,6 +463,7 @@ def create_app(
         """Command approvals this reviewer may decide (default: pending)."""
         identity = person(request, token)
         before = decode_time_cursor(cursor)
+        commands.expire_due()
         rows = store.list_commands(
             statuses=tuple(status or ("pending",)), before=before, limit=limit
         )

@@ -36,6 +36,7 @@ from jitkube.kubectl.manifests import ManifestSet, read_manifests
 from jitkube.kubectl.parser import parse
 from jitkube.policy import (
     Action,
+    Decision,
     DecisionContext,
     Policy,
     decide,
@@ -43,7 +44,7 @@ from jitkube.policy import (
     load_policy_file,
     policy_from_dict,
 )
-from jitkube.risk import assess
+from jitkube.risk import Assessment, assess
 
 Clock = Callable[[], float]
 MAX_MANIFESTS = 64
@@ -68,6 +69,7 @@ class CommandRequest:
     manifests: tuple[str, ...] = ()  # base64 of each manifest source, in the order read
     reason: str = ""
     unmask: bool = False  # output shown without masking: the policy's `unmask` rule applies
+    agent: str = ""  # the agent the client says runs it ("" for a person)
 
 
 def manifests_from_blobs(blobs: Sequence[bytes]) -> ManifestSet:
@@ -126,14 +128,15 @@ class CommandApprovalService:
             )
             digest = manifests.digest
         assessment = assess(invocation, manifests)
-        context = DecisionContext(
-            agent=bool(session["agent"]),
-            interactive=False,
-            cluster=session["cluster"],
-            role=session["role"],
-            namespace_default=request.namespace or "default",
-        )
-        decision = decide(assessment, context, self.policy, command=invocation.command)
+        claimed = "".join(c for c in request.agent if c.isprintable()).strip()[:128]
+        as_agent = bool(session["agent"]) or bool(claimed)
+        decision = self._decide(assessment, session, request, invocation.command, as_agent)
+        if claimed and not session["agent"]:
+            # An agent in a person's session: judged as an agent's, but a client's claim
+            # can only add care, never make a policy more lenient than for the person.
+            human = self._decide(assessment, session, request, invocation.command, False)
+            if human.action > decision.action:
+                decision = human
         action, rule = decision.action, decision.rule
         reasons = [*assessment.texts, *decision.reasons]
         if request.unmask:
@@ -179,6 +182,7 @@ class CommandApprovalService:
             "decision": action.label,
             "rule": rule[:128],
             "unmask": request.unmask,
+            "agent": claimed or (session["agent_name"] or "agent" if session["agent"] else ""),
             "status": "approved" if approved else "pending",
             "min_approvals": 0 if approved else min_approvals,
             "created_at": now,
@@ -201,11 +205,29 @@ class CommandApprovalService:
                     "role": session["role"],
                     "reason": request.reason[:300],
                     "unmask": request.unmask,
+                    "agent": row["agent"],
                 },
             )
         self.store.create_command(row, notifications=outbox)
         self.notifier.stored(outbox)
         return row
+
+    def _decide(
+        self,
+        assessment: Assessment,
+        session: Row,
+        request: CommandRequest,
+        command: tuple[str, ...],
+        agent: bool,
+    ) -> Decision:
+        context = DecisionContext(
+            agent=agent,
+            interactive=False,
+            cluster=session["cluster"],
+            role=session["role"],
+            namespace_default=request.namespace or "default",
+        )
+        return decide(assessment, context, self.policy, command=command)
 
     def get(self, command_id: str) -> Row:
         row = self.store.get_command(command_id)
@@ -218,10 +240,14 @@ class CommandApprovalService:
             assert row is not None
         return row
 
-    def approver_groups(self, row: Row) -> list[str]:
+    def expire_due(self) -> None:
+        """Expire every approval past its time (lists would otherwise show them pending)."""
+        self.store.expire_commands(self.clock())
+
+    def approver_groups(self, row: Row, session: Row | None = None) -> list[str]:
         """Who may decide this command: the role's approver groups, then the broker-wide
         command approver groups (each group once, in that order)."""
-        session = self.store.get_session(row["session_id"])
+        session = session or self.store.get_session(row["session_id"])
         role = self.config.roles.get(session["role"]) if session else None
         groups = [
             *(role.approval.approver_groups if role else ()),
@@ -293,11 +319,15 @@ class CommandApprovalService:
 
     def view(self, row: Row) -> dict[str, Any]:
         """The public JSON form of a command approval; `approver_groups` says who was asked."""
+        session = self.store.get_session(row["session_id"])
         return {
             "id": row["id"],
             "session_id": row["session_id"],
             "status": row["status"],
             "requester": row["requester_sub"],
+            "requester_email": session["owner_email"] if session else "",
+            "role": session["role"] if session else "",
+            "agent": row.get("agent") or "",
             "argv": row["argv"],
             "cluster": row["cluster"],
             "namespace": row["namespace"],
@@ -309,7 +339,7 @@ class CommandApprovalService:
             "broker_decision": row["decision"],
             "rule": row["rule"],
             "approvals_required": row["min_approvals"],
-            "approver_groups": self.approver_groups(row),
+            "approver_groups": self.approver_groups(row, session),
             "approvals": [
                 {
                     "reviewer": v["reviewer_email"] or v["reviewer_sub"],

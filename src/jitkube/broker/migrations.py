@@ -11,6 +11,7 @@ dependency, and the same code runs on both dialects.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -90,6 +91,8 @@ command_approvals = sa.Table(
     sa.Column("consumed_at", sa.Float, nullable=True),
     # v2: approved for output without masking (`--unmask`); also part of the fingerprint.
     sa.Column("unmask", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # v4: the AI agent the client says runs the command ("" for a person), for reviewers.
+    sa.Column("agent", sa.String(128), nullable=False, default="", server_default=""),
 )
 
 command_votes = sa.Table(
@@ -170,21 +173,27 @@ def _v1(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=list(V1_TABLES))
 
 
-def _v2_command_unmask(conn: sa.Connection) -> None:
-    """command_approvals.unmask (bool, default false): requests for unmasked output.
+def _add_column(conn: sa.Connection, column: sa.Column[Any], default_sql: str) -> None:
+    """ALTER TABLE … ADD COLUMN, unless it is there.
 
     `_v1` builds tables from the current metadata, so on a new database the column is
-    already there; a database made by a v1 broker gets it added here.
+    already there; a database made by an older broker gets it added here.
     """
-    table = command_approvals.name
-    if any(c["name"] == "unmask" for c in sa.inspect(conn).get_columns(table)):
+    table = column.table.name
+    if any(c["name"] == column.name for c in sa.inspect(conn).get_columns(table)):
         return
-    column = command_approvals.c.unmask
     type_sql = column.type.compile(dialect=conn.dialect)
-    default_sql = sa.false().compile(dialect=conn.dialect)
     conn.execute(
-        sa.text(f"ALTER TABLE {table} ADD COLUMN unmask {type_sql} NOT NULL DEFAULT {default_sql}")
+        sa.text(
+            f"ALTER TABLE {table} ADD COLUMN {column.name} {type_sql} "
+            f"NOT NULL DEFAULT {default_sql}"
+        )
     )
+
+
+def _v2_command_unmask(conn: sa.Connection) -> None:
+    """command_approvals.unmask (bool, default false): requests for unmasked output."""
+    _add_column(conn, command_approvals.c.unmask, str(sa.false().compile(dialect=conn.dialect)))
 
 
 def _v3_notifications(conn: sa.Connection) -> None:
@@ -193,7 +202,19 @@ def _v3_notifications(conn: sa.Connection) -> None:
 
 
 Migration = Callable[[sa.Connection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2_command_unmask, _v3_notifications)
+
+
+def _v4_command_agent(conn: sa.Connection) -> None:
+    """command_approvals.agent (text, default ""): the agent that asks, for reviewers."""
+    _add_column(conn, command_approvals.c.agent, "''")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1,
+    _v2_command_unmask,
+    _v3_notifications,
+    _v4_command_agent,
+)
 LATEST_VERSION = len(MIGRATIONS)
 
 

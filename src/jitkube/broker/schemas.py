@@ -37,6 +37,13 @@ class CommandCreate(BaseModel):
         description="the output is to be shown without masking (`jitkube kubectl --unmask`): "
         "the broker applies its policy's `unmask` rule and binds the approval to it",
     )
+    agent: str = Field(
+        "",
+        max_length=128,
+        description="the AI agent that runs the command (`--agent`, `JITKUBE_AGENT`, markers): "
+        "the broker judges it as an agent's (never more leniently than the person's) and "
+        "shows the name to reviewers",
+    )
 
 
 class CommandConsume(BaseModel):

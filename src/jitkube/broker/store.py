@@ -347,6 +347,18 @@ class Store:
             conn.execute(m.command_approvals.insert().values(**values))
             _store_outbox(conn, notifications)
 
+    def expire_commands(self, now: float) -> int:
+        """Mark pending and unused approved command approvals past their expiry."""
+        c = m.command_approvals.c
+        with self.write() as conn:
+            return int(
+                conn.execute(
+                    m.command_approvals.update()
+                    .where(c.status.in_(("pending", "approved")), c.expires_at <= now)
+                    .values(status="expired")
+                ).rowcount
+            )
+
     def get_command(self, command_id: str) -> Row | None:
         with self.read() as conn:
             row = conn.execute(

@@ -89,7 +89,7 @@ def _approvals_list(
         out += [
             "",
             f"{c.get('id')}{_ago(c.get('created_at'), now)}",
-            f"  who:     {_clean(c.get('requester'))}",
+            f"  who:     {_clean(c.get('requester_email') or c.get('requester'))}",
             f"  what:    {command_text(c)}",
             f"  class:   {_clean(c.get('risk'))}",
             f"  reasons: {reasons}",
@@ -278,7 +278,7 @@ def render_approvals(
         _add_row(
             table,
             str(c.get("id")),
-            _clean(c.get("requester")),
+            _clean(c.get("requester_email") or c.get("requester")),
             command_text(c),
             _clean(c.get("risk")),
             "; ".join(_clean(r, 120) for r in c.get("reasons") or ()) or "-",
@@ -307,8 +307,12 @@ def command_text(command: Mapping[str, Any]) -> str:
     argv = [str(a) for a in command.get("argv") or ()]
     text = shlex.join(["kubectl", *argv])
     where = f" [cluster {command.get('cluster')}"
+    if command.get("role"):
+        where += f", role {_clean(command.get('role'))}"
     if command.get("namespace"):
         where += f", namespace {command.get('namespace')}"
+    if command.get("agent"):
+        where += f", run by agent {_clean(command.get('agent'), 128)}"
     if command.get("unmask") is True:
         where += ", UNMASKED: output shown without masking secret values"
     return _clean(text, 2000) + where + "]"
@@ -325,7 +329,9 @@ def render_review(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]
     table.add_column(overflow="fold")
     if kind == "command":
         _add_row(table, "command", command_text(before))
-        _add_row(table, "requester", _clean(before.get("requester")))
+        _add_row(
+            table, "requester", _clean(before.get("requester_email") or before.get("requester"))
+        )
         _add_row(table, "risk", _clean(before.get("risk")))
         for reason in before.get("reasons") or ():
             _add_row(table, "reason", _clean(reason, 300))
@@ -632,8 +638,10 @@ def _render_request_status(env: Environment, kind: str, view: Mapping[str, Any])
         status, code = "pending", int(ExitCode.APPROVAL_REQUIRED)
     else:
         status, code = "refused", int(ExitCode.APPROVAL_REFUSED)
+    done = {"approve": "approved", "deny": "denied"}
     reviewer_notes = [
-        f"{v.get('decision')} by {_clean(v.get('reviewer'))}"
+        f"{done.get(str(v.get('decision')), _clean(v.get('decision')))} by "
+        f"{_clean(v.get('reviewer'))}"
         + (f": {_clean(v.get('comment'), 300)}" if v.get("comment") else "")
         for v in view.get("approvals") or ()
         if isinstance(v, Mapping)

@@ -17,7 +17,13 @@ from jitkube.client.broker import BrokerClient, Created
 from jitkube.client.durations import format_duration
 from jitkube.config import Config
 from jitkube.environment import Environment
-from jitkube.errors import JitkubeError, LoginRequiredError, SessionRequiredError, UsageError
+from jitkube.errors import (
+    ApprovalRefusedError,
+    JitkubeError,
+    LoginRequiredError,
+    SessionRequiredError,
+    UsageError,
+)
 from jitkube.session_cache import CachedSession
 
 MIN_TTL = 15 * 60  # the broker's floor (STS refuses DurationSeconds < 900)
@@ -445,6 +451,24 @@ def _get(client: BrokerClient, kind: str, request_id: str, wait: int) -> dict[st
     return client.get_command(request_id, wait=wait)
 
 
+def _still_open(kind: str, request_id: str, view: Mapping[str, Any]) -> None:
+    """A reviewer learns why there is nothing to decide before voting (the broker would
+    answer "already decided" to the vote itself)."""
+    status = str(view.get("status", ""))
+    if status == "pending":
+        return
+    if status == "expired":
+        again = (
+            "the requester runs the command again for a new approval"
+            if kind == "command"
+            else "the requester runs `jitkube request` again"
+        )
+        raise ApprovalRefusedError(
+            f"{kind} request {request_id} expired before anyone decided", hint=again
+        )
+    raise UsageError(f"{kind} request {request_id} is already {status}: nothing to decide")
+
+
 def review(
     config: Config, env: Environment, request_id: str, decision: str, comment: str
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -452,6 +476,7 @@ def review(
     kind = kind_of(request_id)
     with oidc_client(config, env) as client:
         before = _get(client, kind, request_id, 0)
+        _still_open(kind, request_id, before)
         if kind == "session":
             after = client.review_session(request_id, decision, comment)
         else:
