@@ -371,6 +371,37 @@ def test_line_soup_is_masked_identically(
         same(text.encode(), mode, (1, 5, 0), assume_secret=assume_secret, max_line=max_line)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 4),
+            st.sampled_from(["", "- "]),
+            _WORD,
+            st.one_of(st.none(), _SCALAR, st.sampled_from(["v1", "Secret", "x-1", '"10"'])),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    listed=st.booleans(),
+    assume_secret=st.booleans(),
+)
+def test_runs_of_plain_lines_are_masked_identically(
+    rows: list[tuple[int, str, str, str | None]], listed: bool, assume_secret: bool
+) -> None:
+    """Mostly `key: value` and `key:` lines at wandering indents (the YAML masker takes
+    runs of them in one piece), with the odd item, secret key or trigger among them."""
+    text = "".join(
+        f"{'  ' * n}{dash}{key}:{'' if value is None else ' ' + value}\n"
+        for n, dash, key, value in rows
+    )
+    if listed:
+        text = "apiVersion: v1\nitems:\n- kind: Secret\n" + "".join(
+            "  " + line + "\n" for line in text.splitlines()
+        )
+    same(text.encode(), "yaml", (1, 64 << 10, 0), assume_secret=assume_secret)
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     data=_yaml_stream(),

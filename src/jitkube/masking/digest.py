@@ -16,7 +16,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from binascii import hexlify
 from typing import Protocol
+
+# HMAC (RFC 2104) over SHA-256 by hand: the key's inner and outer hashes are made once
+# and copied per value. `hmac.digest` looks the digest up by name on every call, which
+# costs more than hashing a short value (~2 µs against ~1 µs per value).
+_BLOCK = 64  # SHA-256's block size
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 PLACEHOLDER_RE = re.compile(rb"<masked:(?:sha256|hmac-sha256):[0-9a-f]{8}>")
 PLACEHOLDER_RE_TEXT = re.compile(r"<masked:(?:sha256|hmac-sha256):[0-9a-f]{8}>")
@@ -30,11 +38,20 @@ class _Hash(Protocol):
 class Digester:
     """Turns raw values into placeholders; keyed (HMAC) when given a key."""
 
-    __slots__ = ("_key", "_label")
+    __slots__ = ("_inner", "_key", "_label", "_outer", "_prefix")
 
     def __init__(self, key: bytes | None = None) -> None:
         self._key = key
         self._label = b"hmac-sha256" if key else b"sha256"
+        self._prefix = b"<masked:" + self._label + b":"
+        self._inner: hashlib._Hash | None = None
+        self._outer = hashlib.sha256()
+        if key:
+            block = (hashlib.sha256(key).digest() if len(key) > _BLOCK else key).ljust(
+                _BLOCK, b"\0"
+            )
+            self._inner = hashlib.sha256(block.translate(_IPAD))
+            self._outer = hashlib.sha256(block.translate(_OPAD))
 
     def new(self) -> _Hash:
         """An incremental hash for values that arrive in pieces (multi-line, huge)."""
@@ -47,8 +64,13 @@ class Digester:
 
     def placeholder(self, value: bytes) -> bytes:
         """The placeholder for one complete value."""
-        if self._key:
-            digest = hmac.digest(self._key, value, "sha256")  # one-shot, in C
-        else:
+        inner = self._inner
+        if inner is None:
             digest = hashlib.sha256(value).digest()
-        return b"<masked:" + self._label + b":" + digest[:4].hex().encode() + b">"
+        else:  # HMAC-SHA256: H(key ^ opad, H(key ^ ipad, value))
+            h = inner.copy()
+            h.update(value)
+            o = self._outer.copy()
+            o.update(h.digest())
+            digest = o.digest()
+        return self._prefix + hexlify(digest[:4]) + b">"

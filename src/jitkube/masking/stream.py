@@ -111,15 +111,17 @@ class Masker:
             self._pending = data
         else:
             self._pending = data[last + 1 :]
-            lines = data[:last].split(b"\n")
+            start = 0  # the complete lines are data[start:last], split at b"\n"
             if self._fragment:
                 self._fragment = False
-                self._emit_fragment(lines[0], b"\n")
-                lines = lines[1:]
+                start = data.index(b"\n") + 1
+                self._emit_fragment(data[: start - 1], b"\n")
             s = self._structured
             if s is not None and last <= self._max_line and b"\r" not in data:
-                s.lines(lines, b"\n")  # one call for all: the structured hot path
+                if start <= last:
+                    s.scan(data, start, last, b"\n")  # one call for all: the hot path
             else:
+                lines = data[start:last].split(b"\n") if start <= last else []
                 fn = s.line if s is not None else self._line
                 if s is not None and last > self._max_line:
                     fn = self._structured_line  # may hold lines longer than max_line

@@ -4,10 +4,11 @@ kubectl prints YAML with sorted keys, two-space indents, sequences at their key'
 indent and multi-line strings as folded/quoted continuation lines or `|` blocks; JSON
 with one key per line (strings never span lines). Tracking indentation (YAML) or
 brackets (JSON) is therefore enough to know the path of every value, without a parser.
-Measured on a `get secrets -A -o yaml` stream of small secrets (CPU time, this machine):
-this masker ≈ 41 MB/s (57 MB/s with Helm release blobs in the mix) against PyYAML's C
-loader 6.5 MB/s for `load` alone and 4.3 MB/s for load + dump; a parser would also have
-to see a whole document before writing anything (no live `get -w`, no bounded memory).
+Measured on a `get secrets -A -o yaml` stream of small secrets (CPU time, an AMD EPYC
+core; `benchmarks/masking_throughput.py --no-helm`): this masker ≈ 100 MB/s (≈ 130 MB/s
+with Helm release blobs in the mix) against PyYAML's C loader 6.5 MB/s for `load` alone
+and 4.3 MB/s for load + dump; a parser would also have to see a whole document before
+writing anything (no live `get -w`, no bounded memory).
 
 What is masked (structurally; free-text patterns run over everything else):
 - every value under `data`/`stringData`/`binaryData` of a `kind: Secret` object. Keys are
@@ -233,6 +234,10 @@ class _Structured:
         line = self.line
         for content in lines:
             line(content, eol)
+
+    def scan(self, data: bytes, pos: int, end: int, eol: bytes) -> None:
+        """`lines` for the lines of `data[pos:end]` (separated by `\\n`)."""
+        self.lines(data[pos:end].split(b"\n"), eol)
 
     def drop_open_value(self) -> None:
         """Forget a masked scalar that is still open (its output is the caller's)."""
