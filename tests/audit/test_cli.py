@@ -26,6 +26,7 @@ def seed(env: IsolatedEnv) -> None:
                 outcome=outcome,
                 started_at=now - age_hours * 3600,
                 sub="alice",
+                agent="claude" if outcome == "approved" else None,
                 cluster="prod",
                 role="admin",
                 exit_code=0 if outcome != "denied" else 65,
@@ -39,8 +40,16 @@ def test_audit_lists_records_oldest_first_without_secrets(isolated_env: Isolated
     seed(isolated_env)
     result = isolated_env.run("audit")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.decode().splitlines()
+    header, *lines = result.stdout.decode().splitlines()
+    assert header.split() == [
+        "SEQ", "TIME", "OUTCOME", "EXIT", "CLASS", "WHO", "AGENT", "WHERE", "COMMAND"
+    ]  # fmt: skip
     assert len(lines) == 3
+    assert [line.split()[5:7] for line in lines] == [
+        ["alice", "-"],
+        ["alice", "-"],
+        ["alice", "claude"],  # who is the identity, the agent has its own column
+    ]
     assert "kubectl get pods -n old" in lines[0]
     assert "denied" in lines[1]
     assert "pw=<redacted>" in lines[2]

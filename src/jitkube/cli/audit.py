@@ -34,15 +34,32 @@ class AuditDeliveryError(JitkubeError):
     code = "audit_rejected"
 
 
+def _columns(seq: str, at: str, outcome: str, code: str, risk: str, who: str, agent: str,
+             where: str, command: str) -> str:  # fmt: skip
+    return (
+        f"{seq:>6}  {at:<27} {outcome:<8} {code:>4}  {risk:<20} {who:<16} {agent:<12} "
+        f"{where:<16} {command}"
+    )
+
+
+_HEADER = _columns("SEQ", "TIME", "OUTCOME", "EXIT", "CLASS", "WHO", "AGENT", "WHERE", "COMMAND")
+
+
 def _text_line(record: dict[str, Any]) -> str:
-    who = record.get("agent") or record.get("sub") or "-"
+    who = str(record.get("email") or record.get("sub") or "-")
     where = "/".join(str(x) for x in (record.get("cluster"), record.get("role")) if x) or "-"
     exit_code = record.get("exit_code")
     argv = " ".join(str(a) for a in record.get("argv") or [])
-    return (
-        f"{record.get('seq', '?'):>6}  {record.get('time', '-')}  "
-        f"{record.get('outcome', '-'):<8} {'-' if exit_code is None else exit_code:>4}  "
-        f"{record.get('class') or '-':<20} {who:<16} {where:<16} kubectl {argv}"
+    return _columns(
+        str(record.get("seq", "?")),
+        str(record.get("time", "-")),
+        str(record.get("outcome", "-")),
+        "-" if exit_code is None else str(exit_code),
+        str(record.get("class") or "-"),
+        who,
+        str(record.get("agent") or "-"),
+        where,
+        f"kubectl {argv}",
     )
 
 
@@ -125,6 +142,7 @@ def _list(env: Environment, since: str | None, limit: int, as_json: bool) -> int
     if not records:
         env.stdout.write(f"no audit records{' since ' + since if since else ''} in {directory}\n")
         return int(ExitCode.OK)
+    env.stdout.write(_HEADER + "\n")
     for record in records:
         env.stdout.write(_text_line(record) + "\n")
     return int(ExitCode.OK)
