@@ -41,6 +41,16 @@ def test_init_takes_positional_and_keyword_arguments_with_defaults() -> None:
     assert (Point(1).x, Point(1).y, Point(1, 2).y, Point(y=3, x=1).y) == (1, 0, 2, 3)
 
 
+def test_every_field_given_positionally_sets_each_in_order() -> None:
+    """The all-positional fast path of slots classes (slot descriptors) and the general one."""
+    p = Point(1, 2, ("a",))
+    assert (p.x, p.y, p.tags) == (1, 2, ("a",))
+    assert p == Point(x=1, y=2, tags=("a",))
+    assert (Box([1], "b", "h").items, Box([1], "b", "h").hidden) == ([1], "h")
+    d = Derived(2, 3)  # __post_init__ and an init=False field: the general path
+    assert (d.a, d.b, d.total) == (2, 3, 5)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

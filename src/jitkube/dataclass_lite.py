@@ -42,6 +42,9 @@ class LiteField:
         self.compare = compare
 
 
+_SLOT: Any = type(LiteField.__dict__["name"])  # member_descriptor: what __slots__ makes
+
+
 class FrozenInstanceError(AttributeError):
     """Assignment to a field of a frozen instance (as `dataclasses.FrozenInstanceError`)."""
 
@@ -87,7 +90,9 @@ def _collect(cls: type) -> list[LiteField]:
     return list(found.values())
 
 
-def _make_init(cls_name: str, flds: list[LiteField], post_init: bool) -> Any:
+def _make_init(
+    cls_name: str, flds: list[LiteField], post_init: bool, slot_setters: list[Any]
+) -> Any:
     positional = tuple(f.name for f in flds if f.init)
     count = len(positional)
     # (name, default, factory) for each init field after the positional ones.
@@ -97,6 +102,12 @@ def _make_init(cls_name: str, flds: list[LiteField], post_init: bool) -> Any:
     missing = _MISSING
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if slot_setters and not kwargs and len(args) == count:
+            # Every field given positionally: straight through the slot descriptors (filled
+            # by _process only when there is no init=False field and no __post_init__).
+            for put, value in zip(slot_setters, args, strict=True):
+                put(self, value)
+            return
         given = len(args)
         if given > count:
             raise TypeError(
@@ -185,7 +196,9 @@ def _process(cls: type, frozen: bool, slots: bool, repr: bool, eq: bool) -> type
         if name not in own:
             ns[name] = value
 
-    put("__init__", _make_init(cls.__name__, flds, hasattr(cls, "__post_init__")))
+    post_init = hasattr(cls, "__post_init__")
+    slot_setters: list[Any] = []
+    put("__init__", _make_init(cls.__name__, flds, post_init, slot_setters))
     if repr:
         put("__repr__", _make_repr(tuple(f.name for f in flds if f.repr)))
     if eq:
@@ -211,7 +224,12 @@ def _process(cls: type, frozen: bool, slots: bool, repr: bool, eq: bool) -> type
         if frozen:
             body.setdefault("__getstate__", _getstate)
             body.setdefault("__setstate__", _setstate)
-        return type(cls)(cls.__name__, cls.__bases__, body)
+        made = type(cls)(cls.__name__, cls.__bases__, body)
+        if "__init__" in ns and not post_init and all(f.init for f in flds):
+            descriptors: list[Any] = [getattr(made, f.name, None) for f in flds]
+            if all(type(d) is _SLOT for d in descriptors):
+                slot_setters.extend(d.__set__ for d in descriptors)
+        return made
     for f in flds:
         if isinstance(own.get(f.name), LiteField):
             # A plain default stays a class attribute (as in dataclasses); a field() does not.

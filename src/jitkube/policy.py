@@ -770,6 +770,7 @@ class _CompiledRule:
     __slots__ = (
         "action",
         "agent",
+        "anywhere",
         "classes",
         "cluster_re",
         "cluster_scoped",
@@ -807,34 +808,41 @@ class _CompiledRule:
         self.cluster_scoped = m.cluster_scoped
         self.wide_scope = m.wide_scope
         self.codes = frozenset(m.codes) or None
+        # No condition on the namespace or kind: matches every pair `decide` judges.
+        self.anywhere = self.ns_re is None and self.protected is None and self.kinds is None
 
-    def matches_command(
-        self, a: Assessment, ctx: DecisionContext, command: tuple[str, ...]
-    ) -> bool:
-        """The conditions that do not depend on the namespace or kind being judged."""
-        if self.classes is not None and a.risk not in self.classes:
-            return False
-        if self.agent is not None and self.agent != ctx.agent:
-            return False
-        if self.mutating is not None and self.mutating != a.mutating:
-            return False
-        if self.exposes is not None and self.exposes != a.exposes_secret_values:
-            return False
-        if self.cluster_scoped is not None and self.cluster_scoped != a.cluster_scoped:
-            return False
-        if self.wide_scope is not None and self.wide_scope != a.wide_scope:
-            return False
-        if self.codes is not None and self.codes.isdisjoint(a.codes):
-            return False
-        if self.commands is not None and not any(command[: len(p)] == p for p in self.commands):
-            return False
+    def matches_command_prefix(self, command: tuple[str, ...]) -> bool:
+        return self.commands is None or any(command[: len(p)] == p for p in self.commands)
+
+    def matches_context(self, ctx: DecisionContext) -> bool:
         if self.cluster_re is not None and not self.cluster_re.match(ctx.cluster):
             return False
         return self.role_re is None or self.role_re.match(ctx.role) is not None
 
 
+_Masks = dict[object, int]
+
+
 class _CompiledPolicy:
-    __slots__ = ("all_namespace_witnesses", "protected_re", "rules")
+    """The rules, plus bit masks (bit i: rule i) of the rules each value of a
+    command-wide condition lets through, so `candidates` is a few dict hits and ANDs."""
+
+    __slots__ = (
+        "all_namespace_witnesses",
+        "any_code",
+        "by_agent",
+        "by_cluster_scoped",
+        "by_code",
+        "by_command",
+        "by_exposes",
+        "by_mutating",
+        "by_risk",
+        "by_wide_scope",
+        "context_rules",
+        "decisions",
+        "protected_re",
+        "rules",
+    )
 
     def __init__(
         self,
@@ -845,6 +853,87 @@ class _CompiledPolicy:
         self.rules = rules
         self.protected_re = protected_re
         self.all_namespace_witnesses = witnesses
+        self.by_risk = _masks(rules, "classes")
+        self.by_agent = _masks(rules, "agent")
+        self.by_mutating = _masks(rules, "mutating")
+        self.by_exposes = _masks(rules, "exposes")
+        self.by_cluster_scoped = _masks(rules, "cluster_scoped")
+        self.by_wide_scope = _masks(rules, "wide_scope")
+        self.by_code = _masks(rules, "codes")
+        self.any_code = self.by_code.pop(None)
+        self.by_command: dict[tuple[str, ...], int] = {}  # filled on use
+        self.context_rules = tuple(
+            (1 << i, r) for i, r in enumerate(rules) if r.cluster_re or r.role_re
+        )
+        # (action, rule, reason, confirm note) -> Decision; bounded by the rules
+        self.decisions: dict[tuple[Action, str, str, str], Decision] = {}
+
+    def candidates(
+        self, a: Assessment, ctx: DecisionContext, command: tuple[str, ...]
+    ) -> list[_CompiledRule]:
+        """The rules whose conditions that do not depend on the namespace or kind being
+        judged all hold, in policy order."""
+        # A value no rule names matches only the rules without that condition: the mask
+        # under the key None.
+        by = self.by_risk
+        mask = by.get(a.risk, by[None])
+        by = self.by_agent
+        mask &= by.get(ctx.agent, by[None])
+        by = self.by_mutating
+        mask &= by.get(a.mutating, by[None])
+        by = self.by_exposes
+        mask &= by.get(a.exposes_secret_values, by[None])
+        by = self.by_cluster_scoped
+        mask &= by.get(a.cluster_scoped, by[None])
+        by = self.by_wide_scope
+        mask &= by.get(a.wide_scope, by[None])
+        if mask:
+            codes = self.any_code
+            by = self.by_code
+            for reason in a.reasons:  # a.codes, without building the set
+                if reason.code:
+                    codes |= by.get(reason.code, 0)
+            mask &= codes
+        if mask:
+            mask &= self._command_mask(command)
+        for bit, rule in self.context_rules:
+            if mask & bit and not rule.matches_context(ctx):
+                mask &= ~bit
+        rules = self.rules
+        out: list[_CompiledRule] = []
+        while mask:
+            low = mask & -mask
+            out.append(rules[low.bit_length() - 1])
+            mask ^= low
+        return out
+
+    def _command_mask(self, command: tuple[str, ...]) -> int:
+        mask = self.by_command.get(command)
+        if mask is None:
+            mask = 0
+            for i, rule in enumerate(self.rules):
+                if rule.matches_command_prefix(command):
+                    mask |= 1 << i
+            if len(self.by_command) < 1024:  # bounded: `command` may come from anywhere
+                self.by_command[command] = mask
+        return mask
+
+
+def _masks(rules: tuple[_CompiledRule, ...], attr: str) -> _Masks:
+    """value -> mask of the rules whose condition `attr` is absent (None) or accepts the
+    value (a bool equal to it, a set holding it). Under None, and so for any value no rule
+    names, the rules without the condition."""
+    wants = [getattr(rule, attr) for rule in rules]
+    unconditional = 0
+    for i, want in enumerate(wants):
+        if want is None:
+            unconditional |= 1 << i
+    out: _Masks = {None: unconditional}
+    for i, want in enumerate(wants):
+        if want is not None:
+            for value in want if isinstance(want, frozenset) else (want,):
+                out[value] = out.get(value, unconditional) | 1 << i
+    return out
 
 
 ALL_NAMESPACES = "*"
@@ -896,8 +985,38 @@ def decide(
         return Decision(Action.DENY, f"floor:{risk.label}", (_FLOOR_REASONS[risk],))
 
     compiled = policy._compiled
-    candidates = [r for r in compiled.rules if r.matches_command(assessment, context, command)]
+    candidates = compiled.candidates(assessment, context, command)
+    if not candidates:
+        best = (policy.default, "default", _NO_RULE)  # the same for every pair
+    elif candidates[0].anywhere:
+        first = candidates[0]
+        best = (first.action, first.name, first.reason)  # the first match for every pair
+    else:
+        best = _strictest(assessment, context, policy, candidates)
+    action, rule_name, reason = best
+    note = ""
+    if action is Action.CONFIRM and (context.agent or not context.interactive):
+        who = "the caller is an agent" if context.agent else "no human can answer a prompt here"
+        note = f"confirm becomes approve: {who}"
+    key = (action, rule_name, reason, note)
+    decision = compiled.decisions.get(key)
+    if decision is None:
+        reasons = [reason] if reason else []
+        if note:
+            action = Action.APPROVE
+            reasons.append(note)
+        decision = compiled.decisions[key] = Decision(action, rule_name, tuple(reasons))
+    return decision
 
+
+def _strictest(
+    assessment: Assessment,
+    context: DecisionContext,
+    policy: Policy,
+    candidates: list[_CompiledRule],
+) -> tuple[Action, str, str]:
+    """(action, rule, reason): the strictest first match over the (namespace, kind) pairs."""
+    compiled = policy._compiled
     namespaces: list[str | None] = []
     for ns in assessment.namespaces:
         if ns == ALL_NAMESPACES:
@@ -932,10 +1051,4 @@ def decide(
         if best is not None and best[0] is Action.DENY:
             break
     assert best is not None  # at least one (namespace, kind) pair is judged
-    action, rule_name, reason = best
-    reasons = [reason] if reason else []
-    if action is Action.CONFIRM and (context.agent or not context.interactive):
-        action = Action.APPROVE
-        who = "the caller is an agent" if context.agent else "no human can answer a prompt here"
-        reasons.append(f"confirm becomes approve: {who}")
-    return Decision(action, rule_name, tuple(reasons))
+    return best

@@ -687,13 +687,13 @@ class _Acc:
         "namespaces",
         "note",
         "reasons",
-        "seen",
+        "risk",
         "wide",
     )
 
     def __init__(self, lowered: bool) -> None:
-        self.reasons: list[Reason] = []
-        self.seen: set[str] = set()
+        self.reasons: dict[str, Reason] = {}  # by text: the first reason of a text stays
+        self.risk = _R.READ  # the highest risk of `reasons`
         self.exposes = False
         self.kinds: dict[str, None] = {}
         self.namespaces: dict[str, None] = {}
@@ -707,10 +707,19 @@ class _Acc:
             # Dry run / --local: nothing is changed, so the change itself carries no risk;
             # the reason stays visible for reviewers.
             risk, code, text = _R.READ, "", f"{text} ({self.note})"
-        if text in self.seen:
+        if text in self.reasons:
             return
-        self.seen.add(text)
-        self.reasons.append(Reason(risk, text, code))
+        self.reasons[text] = Reason(risk, text, code)
+        if risk > self.risk:
+            self.risk = risk
+
+    def add_reason(self, reason: Reason) -> None:
+        """`add` for a prebuilt reason (already lowered where it must be)."""
+        if reason.text in self.reasons:
+            return
+        self.reasons[reason.text] = reason
+        if reason.risk > self.risk:
+            self.risk = reason.risk
 
     def expose(self, risk: RiskClass, text: str, code: str = "") -> None:
         self.exposes = True
@@ -781,13 +790,7 @@ def assess(invocation: Invocation, manifests: ManifestSet | None = None) -> Asse
         if why is not None:
             acc.add(_R.BYPASS, f"--{flag} {why}: jitkube decides cluster and identity", "bypass")
 
-    name = inv.command_name or "kubectl"
-    acc.add(
-        rule.risk,
-        rule.reason if rule.reason.startswith(name) else f"{name}: {rule.reason}",
-        rule.code,
-        mutation=rule.op in (OP_WRITE, OP_DELETE) and rule.code != "mints_token",
-    )
+    acc.add_reason(_command_reason(inv.command, rule, acc))
     if rule.exposes:
         acc.exposes = True
     for kind in rule.implied:
@@ -839,6 +842,26 @@ def assess(invocation: Invocation, manifests: ManifestSet | None = None) -> Asse
     return _finish(inv, acc, rule)
 
 
+# (command, dry-run note) -> (its rule, the reason `_command_reason` made of it)
+_COMMAND_REASONS: dict[tuple[tuple[str, ...], str], tuple[CommandRule, Reason]] = {}
+
+
+def _command_reason(command: tuple[str, ...], rule: CommandRule, acc: _Acc) -> Reason:
+    """The reason `rule` (the command's row of COMMANDS) gives, as `acc.add` would make
+    it; built once per command and dry-run note."""
+    mutation = rule.op in (OP_WRITE, OP_DELETE) and rule.code != "mints_token"
+    note = acc.note if mutation and acc.lowered else ""
+    hit = _COMMAND_REASONS.get((command, note))
+    if hit is not None and hit[0] is rule:
+        return hit[1]
+    name = " ".join(command) or "kubectl"
+    text = rule.reason if rule.reason.startswith(name) else f"{name}: {rule.reason}"
+    # As `acc.add(..., mutation=mutation)` would lower it (the note is set when lowered).
+    reason = Reason(_R.READ, f"{text} ({note})", "") if note else Reason(rule.risk, text, rule.code)
+    _COMMAND_REASONS[command, note] = (rule, reason)  # bounded: commands of COMMANDS
+    return reason
+
+
 def _judge_vmodule(acc: _Acc, values: Iterable[str]) -> None:
     """--vmodule raises klog verbosity per file: >= 8 logs bodies like -v=8."""
     for value in values:
@@ -857,7 +880,9 @@ def _judge_vmodule(acc: _Acc, values: Iterable[str]) -> None:
 
 
 def _finish(inv: Invocation, acc: _Acc, rule: CommandRule | None) -> Assessment:
-    risk = max((r.risk for r in acc.reasons), default=_R.READ)
+    reasons = tuple(acc.reasons.values())
+    if len(reasons) > 1:
+        reasons = tuple(sorted(reasons, key=_minus_risk))  # stable: equal risks keep order
     mutating = rule is not None and rule.mutates and not acc.lowered
     namespaces: tuple[str, ...]
     if rule is None or rule.local:
@@ -868,16 +893,21 @@ def _finish(inv: Invocation, acc: _Acc, rule: CommandRule | None) -> Assessment:
         if not acc.namespaces and not _only_cluster_scoped(acc, rule):
             acc.namespaces.setdefault(inv.namespace or "", None)
         namespaces = tuple(acc.namespaces)
+    # Positional (in field order): the keyword form costs twice as much.
     return Assessment(
-        risk=risk,
-        reasons=tuple(sorted(acc.reasons, key=lambda r: -r.risk)),
-        exposes_secret_values=acc.exposes,
-        kinds=tuple(acc.kinds),
-        namespaces=namespaces,
-        mutating=mutating,
-        cluster_scoped=acc.cluster,
-        wide_scope=acc.wide,
+        acc.risk,
+        reasons,
+        acc.exposes,  # exposes_secret_values
+        tuple(acc.kinds),
+        namespaces,
+        mutating,
+        acc.cluster,  # cluster_scoped
+        acc.wide,  # wide_scope
     )
+
+
+def _minus_risk(reason: Reason) -> int:
+    return -reason.risk
 
 
 def _only_cluster_scoped(acc: _Acc, rule: CommandRule) -> bool:
@@ -908,17 +938,18 @@ def _judge_refs(
     inv: Invocation, rule: CommandRule, acc: _Acc, value_out: str | None, verbose: bool
 ) -> None:
     for ref in inv.resources:
-        acc.kinds.setdefault(ref.qualified, None)
+        qualified = ref.qualified
+        acc.kinds.setdefault(qualified, None)
         namespaced = ref.namespaced
         if namespaced is None and ref.known:
-            rt = resolve_type(ref.qualified)
+            rt = resolve_type(qualified)
             namespaced = rt.namespaced if rt is not None else None
         _kind_namespace(acc, inv, namespaced)
         _judge_kind(
             inv,
             rule,
             acc,
-            ref.qualified,
+            qualified,
             ref.known,
             value_out,
             verbose,
@@ -1196,11 +1227,22 @@ def _judge_psa(acc: _Acc, labels: Iterable[tuple[str, str | None]]) -> None:
 
 # ---- command-specific flags
 
+# Every command (besides config … and create …) that `_command_specifics` has a branch for.
+_HAS_SPECIFICS = frozenset(
+    {
+        ("kustomize",), ("delete",), ("apply",), ("replace",), ("drain",), ("scale",),
+        ("taint",), ("expose",), ("label",), ("annotate",), ("cp",), ("run",), ("debug",),
+        ("port-forward",), ("proxy",), ("logs",), ("set", "env"), ("patch",),
+    }
+)  # fmt: skip
+
 
 def _command_specifics(inv: Invocation, acc: _Acc) -> None:
     """Flags that change a specific command's risk (§2 notes, §3.3)."""
     cmd = inv.command
     head = cmd[:1]
+    if cmd not in _HAS_SPECIFICS and head != ("create",) and head != ("config",):
+        return  # most commands (get, describe, wait, …): nothing below applies
     if head == ("config",):
         # Deviation: the taxonomy says credential_exposure (deny). It prints the kubeconfig
         # jitkube generated, whose token then works without jitkube: refuse before exec.
@@ -1657,16 +1699,19 @@ def _judge_scope(inv: Invocation, rule: CommandRule, acc: _Acc) -> None:
         why.append("-A acts in every namespace")
     if inv.select_all:
         why.append("--all acts on every object of the type")
-    selecting = inv.command in _SELECTING
-    if inv.selector and selecting:
-        why.append(f"-l {inv.selector} acts on every matching object")
-    if inv.field_selector and selecting:
-        why.append("--field-selector acts on every matching object")
-    categories = {
-        r.as_typed.lower() for r in inv.resources if r.as_typed and r.as_typed.lower() in CATEGORIES
-    }
-    for cat in sorted(categories):
-        why.append(f"category '{cat}' expands to many resource types")
+    if (inv.selector or inv.field_selector) and inv.command in _SELECTING:
+        if inv.selector:
+            why.append(f"-l {inv.selector} acts on every matching object")
+        if inv.field_selector:
+            why.append("--field-selector acts on every matching object")
+    if inv.resources:
+        categories = {
+            r.as_typed.lower()
+            for r in inv.resources
+            if r.as_typed and r.as_typed.lower() in CATEGORIES
+        }
+        for cat in sorted(categories):
+            why.append(f"category '{cat}' expands to many resource types")
     if (
         inv.resources
         and not inv.files
@@ -1680,9 +1725,10 @@ def _judge_scope(inv: Invocation, rule: CommandRule, acc: _Acc) -> None:
             f"{inv.command_name} without a name acts on every "
             f"{_names_of(r.qualified for r in inv.resources)} (implicit all)"
         )
-    named = {(r.qualified, r.name) for r in inv.resources if r.name is not None}
-    if len(named) > MANY_OBJECTS:
-        why.append(f"names {len(named)} objects at once")
+    if len(inv.resources) > MANY_OBJECTS:  # else fewer named objects than that
+        named = {(r.qualified, r.name) for r in inv.resources if r.name is not None}
+        if len(named) > MANY_OBJECTS:
+            why.append(f"names {len(named)} objects at once")
     if not why:
         return
     acc.wide = True

@@ -101,4 +101,5 @@ class Invocation:
 
     def has_true(self, name: str) -> bool:
         """True when a boolean flag is present and its last value is true."""
-        return (self.flag(name) or "false").lower() in ("true", "1", "t")
+        values = self.flags.get(name)
+        return values[-1].lower() in ("true", "1", "t") if values else False

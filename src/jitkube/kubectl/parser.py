@@ -102,6 +102,24 @@ _NO_OBJECTS: Final = frozenset(
 )  # fmt: skip
 
 
+# How each command's positionals address objects, one lookup (`_resources`); where a
+# command is in several tables above, the first that `_resources` names wins.
+_FORMS: Final[dict[tuple[str, ...], str]] = {
+    **dict.fromkeys(_NO_OBJECTS, "none"),
+    ("explain",): "explain",
+    ("cp",): "cp",
+    **dict.fromkeys(_CREATE_KIND, "create"),
+    **dict.fromkeys(_NAMES_OF, "names"),
+    ("set", "selector"): "all-but-last",
+    ("set", "serviceaccount"): "all-but-last",
+    **dict.fromkeys(_PAIRS, "pairs"),
+    **dict.fromkeys(_GENERIC, "generic"),
+    ("taint",): "taint",
+    **dict.fromkeys(_POD_TARGET, "pod"),
+    **dict.fromkeys(_CONTAINER_CMD, "container"),
+}
+
+
 class _Problem(Exception):
     """Internal: parsing stops here; the message lands in Invocation.problems."""
 
@@ -125,11 +143,8 @@ def _consumes_next(node: CommandNode, s: str) -> bool:
     return len(s) == 2 and not _has_no_opt_def_val(node, s)
 
 
-def _strip_flags(args: list[str], node: CommandNode, first: bool = False) -> list[str]:
-    """cobra stripFlags: the non-flag words, as the command lookup sees them.
-
-    With `first`, stop at the first word (all that Find needs).
-    """
+def _strip_flags(args: list[str], node: CommandNode) -> list[str]:
+    """cobra stripFlags: the non-flag words, as the command lookup sees them."""
     commands: list[str] = []
     i, n = 0, len(args)
     while i < n:
@@ -144,8 +159,6 @@ def _strip_flags(args: list[str], node: CommandNode, first: bool = False) -> lis
             continue
         if s and not s.startswith("-"):
             commands.append(s)
-            if first:
-                break
     return commands
 
 
@@ -165,18 +178,38 @@ def _args_minus_first(args: list[str], node: CommandNode, word: str) -> list[str
     return args
 
 
+def _first_word(args: list[str], node: CommandNode) -> str | None:
+    """The first word of `_strip_flags(args, node)` (None: no word), all that Find needs."""
+    i, n = 0, len(args)
+    while i < n:
+        s = args[i]
+        i += 1
+        if s[:1] != "-":
+            if s:
+                return s
+            continue
+        if s == "--":
+            return None
+        if _consumes_next(node, s):
+            if n - i <= 1:
+                return None
+            i += 1
+    return None
+
+
 def _find(args: list[str]) -> tuple[CommandNode, list[str], bool]:
     """cobra Command.Find: (node, remaining args, lookup error?)."""
     node = ROOT
     while True:
-        words = _strip_flags(args, node, first=True)
-        if not words:
+        word = _first_word(args, node)
+        if word is None:
             return node, args, False
-        child = node.child(words[0])
+        child = node.child(word)
         if child is None:
             # legacyArgs: only the root errors on an unknown word.
             return node, args, node is ROOT
-        args = _args_minus_first(args, node, words[0])
+        # argsMinusFirstX; most often the word is the first argument
+        args = args[1:] if args[0] == word else _args_minus_first(args, node, word)
         node = child
 
 
@@ -394,6 +427,8 @@ def _type_ref(token: str, name: str | None, out: list[ResourceRef]) -> None:
 
 def _split_types(token: str) -> list[str]:
     """SplitResourceArgument, stricter: an empty element (space or stray comma) is refused."""
+    if token and "," not in token:
+        return [token]
     parts = token.split(",")
     if "" in parts:
         raise _Problem(f"empty resource type in {token!r}")
@@ -421,7 +456,10 @@ def _generic(args: Sequence[str]) -> list[ResourceRef]:
     out: list[ResourceRef] = []
     if not args:
         return out
-    slashed = sum(1 for a in args if "/" in a)
+    slashed = 0
+    for a in args:
+        if "/" in a:
+            slashed += 1
     if slashed and slashed != len(args):
         raise _Problem("TYPE NAME cannot be mixed with TYPE/NAME arguments")
     if slashed:
@@ -514,10 +552,17 @@ def _resources(
     command: tuple[str, ...], pos: list[str], dash: int, flags: dict[str, list[str]]
 ) -> tuple[list[ResourceRef], tuple[str, ...], str | None]:
     """Objects addressed by the positionals: (refs, container command, cp namespace)."""
+    form = _FORMS.get(command)
+    if form == "generic":
+        return _generic(pos), (), None
+    if form == "pod":  # logs POD [CONTAINER], port-forward POD PORT...
+        return _names_of("pods", pos[:1]), (), None
+    if form == "none":
+        return [], (), None
     before = pos if dash < 0 else pos[:dash]
     after = () if dash < 0 else tuple(pos[dash:])
     refs: list[ResourceRef] = []
-    if command in _CONTAINER_CMD:
+    if form == "container":
         if command == ("run",):
             if not before:
                 raise _Problem("NAME is required for run")
@@ -529,22 +574,17 @@ def _resources(
         if command == ("exec",) and len(before) > 1:
             raise _Problem("exec POD COMMAND without `--` is not supported by kubectl 1.32")
         return _names_of("pods", before[:1]), after, None
-    if command in _POD_TARGET:  # logs POD [CONTAINER], port-forward POD PORT...
-        return _names_of("pods", pos[:1]), (), None
-    if command in _GENERIC:
-        if command == ("taint",):
-            return _generic(_taint_resources(pos)), (), None
-        return _generic(pos), (), None
-    if command in _PAIRS:
+    if form == "taint":
+        return _generic(_taint_resources(pos)), (), None
+    if form == "pairs":
         return _generic(_pairs(command, pos)), (), None
-    if command == ("set", "selector") or command == ("set", "serviceaccount"):
+    if form == "all-but-last":
         # last positional is the selector / service account, the rest are resources
         return _generic(pos[:-1]), (), None
-    kind = _NAMES_OF.get(command)
-    if kind is not None:
-        return _names_of(kind, pos), (), None
-    kind = _CREATE_KIND.get(command)
-    if kind is not None:
+    if form == "names":
+        return _names_of(_NAMES_OF[command], pos), (), None
+    if form == "create":
+        kind = _CREATE_KIND[command]
         if len(before) > 1:
             raise _Problem(f"{' '.join(command)} takes one NAME, got {len(before)}")
         if after and command not in _CREATE_WITH_COMMAND:
@@ -552,15 +592,13 @@ def _resources(
         _type_ref(kind, before[0] if before else None, refs)
         # create deployment/job/cronjob NAME --image=X -- COMMAND: the container's command
         return refs, after, None
-    if command == ("cp",):
+    if form == "cp":
         refs, ns = _cp_namespace(pos)
         return refs, (), ns
-    if command == ("explain",):
+    if form == "explain":
         if pos:
             _type_ref(pos[0].split(".", 1)[0], None, refs)
         return refs, (), None
-    if command in _NO_OBJECTS:
-        return [], (), None
     raise _Problem(f"no resource rules for command {' '.join(command)!r}")
 
 
@@ -616,9 +654,8 @@ def parse(argv: Sequence[str]) -> Invocation:
     flags = _Flags()
     command: tuple[str, ...] = ()
     try:
-        for a in args:
-            if "\0" in a:
-                raise _Problem("NUL byte in an argument")
+        if "\0" in "".join(args):
+            raise _Problem("NUL byte in an argument")
         node, rest, failed = _find(args)
         command = node.path
         if failed:
@@ -683,31 +720,34 @@ def _build(
         refs, container, cp_ns = _resources(command, positionals, dash, values)
     # Only the global --namespace sets the request namespace (config set-context shadows it).
     namespace = cp_ns if cp_ns is not None else (_last(flags.global_values, "namespace") or None)
+    last = {k: v[-1] for k, v in values.items() if v}.get  # kubectl: the last value wins
     verbosity = 0
-    v = _last(values, "v")
+    v = last("v")
     if v is not None:
         verbosity = _go_int(v, 10) or 0  # checked ("level") when the flag was set
-    dry = "none"
+    dry: DryRun = "none"
     if not help_only and "dry-run" in values:
         dry = _dry_run(values["dry-run"], "unchanged")
+    # Positional (in field order): the keyword form costs twice as much.
     return Invocation(
-        argv=tuple(args),
-        command=command,
-        flags={k: tuple(v) for k, v in values.items()},
-        global_flags={k: tuple(v) for k, v in flags.global_values.items()},
-        positionals=tuple(positionals),
-        resources=tuple(refs),
-        namespace=namespace,
-        all_namespaces=_last(values, "all-namespaces") == "true",
-        select_all=_last(values, "all") == "true",
-        selector=_last(values, "selector") or None,
-        field_selector=_last(values, "field-selector") or None,
-        output=_last(values, "output") or None,
-        template=_last(values, "template") or None,
-        dry_run=dry,  # type: ignore[arg-type]
-        raw_path=_last(values, "raw") or None,
-        container_command=container,
-        files=_sources(values),
-        verbosity=verbosity,
-        help=help_only,
+        tuple(args),  # argv
+        command,
+        {k: tuple(v) for k, v in values.items()},  # flags
+        {k: tuple(v) for k, v in flags.global_values.items()},  # global_flags
+        tuple(positionals),
+        tuple(refs),  # resources
+        namespace,
+        last("all-namespaces") == "true",  # all_namespaces
+        last("all") == "true",  # select_all
+        last("selector") or None,
+        last("field-selector") or None,
+        last("output") or None,
+        last("template") or None,
+        dry,  # dry_run
+        last("raw") or None,  # raw_path
+        container,  # container_command
+        _sources(values) if "filename" in values or "kustomize" in values else (),  # files
+        verbosity,
+        (),  # problems
+        help_only,  # help
     )
