@@ -75,7 +75,37 @@ def _audit(record: _Record, env: Environment, session: CachedSession | None, age
         env.stderr.write(f"jitkube: warning: could not write the audit record ({exc})\n")
 
 
+# jitkube's own options, and the variable that does the same where they cannot go
+# before `kubectl` (an agent's `kubectl` shim).
+_OWN_OPTIONS = {
+    "--no-wait": "JITKUBE_NO_WAIT=1",
+    "--agent": "JITKUBE_AGENT=NAME",
+    "--reason": "JITKUBE_REASON=TEXT",
+    "--approval-timeout": "JITKUBE_APPROVAL_TIMEOUT=15m",
+    "--unmask": "",
+}
+
+
+def _misplaced_option(argv: Sequence[str]) -> str | None:
+    """A jitkube option typed among kubectl's arguments, as the hint for it."""
+    for arg in argv:
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        if name in _OWN_OPTIONS:
+            variable = _OWN_OPTIONS[name]
+            return (
+                f"{name} is jitkube's option, not kubectl's: write `jitkube {name} kubectl …`"
+                + (f", or set {variable} (the way through the kubectl shim)" if variable else "")
+            )
+    return None
+
+
 def _refusal_hint(j: Judgement) -> str:
+    if j.assessment.risk.label == "unknown":
+        misplaced = _misplaced_option(j.invocation.argv)
+        if misplaced is not None:
+            return misplaced
     if j.assessment.risk.label == "bypass":
         return (
             "jitkube chooses the cluster and identity: drop flags such as --kubeconfig, "

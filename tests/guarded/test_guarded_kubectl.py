@@ -217,6 +217,26 @@ def test_denied_and_bypass_commands_never_reach_the_cluster(alice: User, sandbox
     assert len(sandbox.cluster.requests) == before
 
 
+def test_a_jitkube_option_after_kubectl_is_refused_with_where_it_goes(
+    alice: User, sandbox: Any
+) -> None:
+    """What an agent behind the kubectl shim tries first: `kubectl --no-wait delete …`."""
+    _request_admin(alice)
+    before = len(sandbox.cluster.requests)
+    misplaced = alice.run(
+        "kubectl", "--no-wait", "delete", "pod", "worker-0", "-n", "prod", extra_env=_agent(alice)
+    )
+    assert misplaced.returncode == 65, misplaced
+    line = json.loads(misplaced.stderr.splitlines()[0])
+    hints = json.dumps(line)
+    assert "jitkube --no-wait kubectl" in hints
+    assert "JITKUBE_NO_WAIT=1" in hints
+    unmask = alice.run("kubectl", "get", "secret", "db-credentials", "-n", "prod", "--unmask")
+    assert unmask.returncode == 65, unmask
+    assert "jitkube --unmask kubectl" in unmask.stderr
+    assert len(sandbox.cluster.requests) == before
+
+
 def test_no_session_says_what_to_run(alice: User, sandbox: Any) -> None:
     result = alice.run("kubectl", "get", "pods")
     assert result.returncode == 69
