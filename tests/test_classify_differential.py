@@ -15,14 +15,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import io
-import os
 import shlex
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
 from enum import IntEnum
 from pathlib import Path
@@ -35,6 +29,7 @@ from hypothesis import strategies as st
 
 import jitkube.judge as new_judge
 import jitkube.policy as new_policy
+from fixtures.baseline import baseline_src
 from jitkube.kubectl import grammar
 
 TESTS = Path(__file__).resolve().parent
@@ -44,36 +39,7 @@ BASE_COMMIT = "f6601459b62ecff680c86e4e0ef52e6c9483c300"
 _PROBE = Path("jitkube") / "judge.py"
 
 
-def _baseline_src() -> str | None:
-    """JITKUBE_CLASSIFY_BASELINE, else BASE_COMMIT's src extracted once into the temp dir."""
-    configured = os.environ.get("JITKUBE_CLASSIFY_BASELINE")
-    if configured:
-        return configured
-    target = Path(tempfile.gettempdir()) / f"jitkube-classify-base-{BASE_COMMIT[:12]}"
-    src = target / "src"
-    if (src / _PROBE).is_file():
-        return str(src)
-    if shutil.which("git") is None:
-        return None
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", BASE_COMMIT, "src/jitkube"],
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
-    if archive.returncode != 0:
-        return None  # not a git checkout, or history without that commit
-    staging = Path(tempfile.mkdtemp(prefix="jitkube-classify-base-"))
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(staging, filter="data")
-    try:
-        os.rename(staging, target)  # atomic: another xdist worker may have been first
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(src) if (src / _PROBE).is_file() else None
-
-
-BASELINE = _baseline_src()
+BASELINE = baseline_src(BASE_COMMIT, "JITKUBE_CLASSIFY_BASELINE", str(_PROBE), "classify")
 
 pytestmark = pytest.mark.skipif(
     not BASELINE,

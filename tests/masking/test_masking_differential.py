@@ -11,13 +11,7 @@ When masking changes on purpose, move BASE_COMMIT to that change. Without git hi
 
 from __future__ import annotations
 
-import io
-import os
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fixtures.baseline import baseline_src
 from jitkube.masking import Masker
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -33,36 +28,7 @@ ROOT = TESTS.parent
 BASE_COMMIT = "0b739d606b04ab596fba0a479279c92e0cf70e30"
 
 
-def _baseline_src() -> str | None:
-    """JITKUBE_MASK_BASELINE, else BASE_COMMIT's src extracted once into the temp dir."""
-    configured = os.environ.get("JITKUBE_MASK_BASELINE")
-    if configured:
-        return configured
-    target = Path(tempfile.gettempdir()) / f"jitkube-mask-base-{BASE_COMMIT[:12]}"
-    src = target / "src"
-    if (src / "jitkube" / "masking" / "stream.py").is_file():
-        return str(src)
-    if shutil.which("git") is None:
-        return None
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", BASE_COMMIT, "src/jitkube"],
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
-    if archive.returncode != 0:
-        return None  # not a git checkout, or history without that commit
-    staging = Path(tempfile.mkdtemp(prefix="jitkube-mask-base-"))
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(staging, filter="data")
-    try:
-        os.rename(staging, target)  # atomic: another xdist worker may have been first
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(src) if (src / "jitkube" / "masking" / "stream.py").is_file() else None
-
-
-BASELINE = _baseline_src()
+BASELINE = baseline_src(BASE_COMMIT, "JITKUBE_MASK_BASELINE", "jitkube/masking/stream.py", "mask")
 
 pytestmark = pytest.mark.skipif(
     not BASELINE,
