@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.baseline import baseline_src
+from fixtures.baseline import baseline_src, load_masker
 from jitkube.masking import Masker
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -39,32 +39,7 @@ pytestmark = pytest.mark.skipif(
 MakeMasker = Callable[..., Masker]
 
 
-def _load_baseline(src: str) -> MakeMasker:
-    """`Masker` from the copy under `src`, imported beside the current one.
-
-    The current `jitkube` modules step aside from `sys.modules` while the copy loads,
-    then come back; the copy's classes keep their own module globals.
-    """
-    if not (Path(src) / "jitkube" / "masking" / "stream.py").is_file():
-        raise RuntimeError(f"JITKUBE_MASK_BASELINE={src}: no jitkube/masking/stream.py there")
-    saved = {n: m for n, m in sys.modules.items() if n == "jitkube" or n.startswith("jitkube.")}
-    for name in saved:
-        del sys.modules[name]
-    sys.path.insert(0, src)
-    try:
-        import jitkube.masking.stream as base_stream
-
-        base: MakeMasker = base_stream.Masker
-        assert Path(base_stream.__file__ or "").resolve().is_relative_to(Path(src).resolve())
-    finally:
-        sys.path.remove(src)
-        for name in [n for n in sys.modules if n == "jitkube" or n.startswith("jitkube.")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-    return base
-
-
-_BASE: MakeMasker | None = _load_baseline(BASELINE) if BASELINE else None
+_BASE: MakeMasker | None = load_masker(BASELINE) if BASELINE else None
 
 CHUNKS = (1, 7, 64 << 10, 0)  # 0: the whole input in one feed
 
