@@ -90,9 +90,8 @@ def _collect(cls: type) -> list[LiteField]:
     return list(found.values())
 
 
-def _make_init(
-    cls_name: str, flds: list[LiteField], post_init: bool, slot_setters: list[Any]
-) -> Any:
+def _make_init(cls_name: str, flds: list[LiteField], post_init: bool, fast: list[Any]) -> Any:
+    """`fast`, once _process fills it: [the class, its slot setters in field order]."""
     positional = tuple(f.name for f in flds if f.init)
     count = len(positional)
     # (name, default, factory) for each init field after the positional ones.
@@ -102,10 +101,11 @@ def _make_init(
     missing = _MISSING
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if slot_setters and not kwargs and len(args) == count:
-            # Every field given positionally: straight through the slot descriptors (filled
-            # by _process only when there is no init=False field and no __post_init__).
-            for put, value in zip(slot_setters, args, strict=True):
+        if fast and not kwargs and len(args) == count and type(self) is fast[0]:
+            # Every field given positionally to the class itself (a subclass may define its
+            # own descriptors): straight through the slot descriptors, filled by _process
+            # only when there is no init=False field and no __post_init__.
+            for put, value in zip(fast[1], args, strict=True):
                 put(self, value)
             return
         given = len(args)
@@ -197,8 +197,8 @@ def _process(cls: type, frozen: bool, slots: bool, repr: bool, eq: bool) -> type
             ns[name] = value
 
     post_init = hasattr(cls, "__post_init__")
-    slot_setters: list[Any] = []
-    put("__init__", _make_init(cls.__name__, flds, post_init, slot_setters))
+    fast: list[Any] = []
+    put("__init__", _make_init(cls.__name__, flds, post_init, fast))
     if repr:
         put("__repr__", _make_repr(tuple(f.name for f in flds if f.repr)))
     if eq:
@@ -228,7 +228,7 @@ def _process(cls: type, frozen: bool, slots: bool, repr: bool, eq: bool) -> type
         if "__init__" in ns and not post_init and all(f.init for f in flds):
             descriptors: list[Any] = [getattr(made, f.name, None) for f in flds]
             if all(type(d) is _SLOT for d in descriptors):
-                slot_setters.extend(d.__set__ for d in descriptors)
+                fast.extend([made, tuple(d.__set__ for d in descriptors)])
         return made
     for f in flds:
         if isinstance(own.get(f.name), LiteField):
