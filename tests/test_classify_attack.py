@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
-from enum import IntEnum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,100 +26,14 @@ from hypothesis import strategies as st
 
 import jitkube.judge as new_judge
 import jitkube.policy as new_policy
-from fixtures.baseline import baseline_src
+from fixtures.classify_baseline import BASE, SKIP_REASON
+from fixtures.classify_baseline import judgement as _judgement
+from fixtures.classify_baseline import swapped_modules as _modules
 from jitkube.dataclass_lite import FrozenInstanceError, dataclass, field
 from jitkube.kubectl import grammar
 from jitkube.risk import REASON_CODES, RiskClass
 
-BASE_COMMIT = "f6601459b62ecff680c86e4e0ef52e6c9483c300"  # before the classify speed-up
-_PROBE = Path("jitkube") / "judge.py"
-
-BASELINE = baseline_src(BASE_COMMIT, "JITKUBE_CLASSIFY_BASELINE", str(_PROBE), "classify")
-
-needs_baseline = pytest.mark.skipif(
-    not BASELINE,
-    reason=f"no baseline classifier: JITKUBE_CLASSIFY_BASELINE unset and commit {BASE_COMMIT[:12]} "
-    "not in this checkout's git history",
-)
-
-
-# -- the baseline, imported beside the current code (as test_classify_differential.py)
-
-
-def _jitkube_modules() -> dict[str, ModuleType]:
-    return {n: m for n, m in sys.modules.items() if n == "jitkube" or n.startswith("jitkube.")}
-
-
-@contextlib.contextmanager
-def _modules(active: dict[str, ModuleType]) -> Iterator[None]:
-    saved = _jitkube_modules()
-    for name in saved:
-        del sys.modules[name]
-    sys.modules.update(active)
-    try:
-        yield
-    finally:
-        for name in _jitkube_modules():
-            del sys.modules[name]
-        sys.modules.update(saved)
-
-
-def _load_baseline(src: str) -> tuple[ModuleType, ModuleType, dict[str, ModuleType]]:
-    loaded: dict[str, ModuleType] = {}
-    sys.path.insert(0, src)
-    try:
-        with _modules({}):
-            import jitkube.judge as base_judge
-            import jitkube.kubectl.manifests  # noqa: F401  (imported lazily by judge)
-            import jitkube.policy as base_policy
-
-            loaded = _jitkube_modules()
-    finally:
-        sys.path.remove(src)
-    for module in loaded.values():
-        if getattr(module, "__file__", None):
-            assert Path(module.__file__ or "").resolve().is_relative_to(Path(src).resolve())
-    return base_judge, base_policy, loaded
-
-
-_BASE = _load_baseline(BASELINE) if BASELINE else None
-
-
-def _plain(value: Any) -> Any:
-    lite = getattr(type(value), "__lite_fields__", None)
-    if lite is not None:
-        return (type(value).__name__, tuple((f.name, _plain(getattr(value, f.name))) for f in lite))
-    if isinstance(value, bool):
-        return ("bool", value)
-    if isinstance(value, IntEnum):
-        return (type(value).__name__, value.name, int(value))
-    if isinstance(value, tuple | list):
-        return (type(value).__name__, tuple(_plain(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple((_plain(k), _plain(v)) for k, v in value.items()))
-    if isinstance(value, frozenset | set):
-        return (type(value).__name__, tuple(sorted(_plain(v) for v in value)))
-    assert value is None or isinstance(value, str | int | bytes), type(value)
-    return value
-
-
-def _judgement(judge_mod: ModuleType, argv: Sequence[str], ctx: Any, policy: Any) -> Any:
-    try:
-        j = judge_mod.judge(list(argv), ctx, policy, kubectl_path="/nonexistent/kubectl")
-    except Exception as exc:  # a raise must be the same raise
-        return ("raised", type(exc).__name__, str(exc))
-    inv = j.invocation
-    a = j.assessment
-    return (
-        _plain(j),
-        judge_mod.judgement_data(j),
-        inv.command_name,
-        inv.kinds,
-        inv.names,
-        sorted(a.codes),
-        a.deny_suggested,
-        a.texts,
-    )
+needs_baseline = pytest.mark.skipif(BASE is None, reason=SKIP_REASON)
 
 
 class _Side:
@@ -144,8 +57,8 @@ def _new_side() -> _Side:
 
 
 def _base_side() -> _Side:
-    assert _BASE is not None
-    return _Side(_BASE[1], _BASE[2])
+    assert BASE is not None
+    return _Side(BASE[1], BASE[2])
 
 
 def _build(side: _Side, policy: dict[str, Any] | None, contexts: list[dict[str, Any]]) -> Any:
@@ -170,10 +83,10 @@ def _compare(
 ) -> None:
     """Judge `calls` (argv, context index) in order on each side with ONE policy object per
     side, so the new side's caches carry over from call to call."""
-    assert _BASE is not None
+    assert BASE is not None
     new, base = _new_side(), _base_side()
     got = _judge_all(new, new_judge, _build(new, policy, contexts), calls)
-    want = _judge_all(base, _BASE[0], _build(base, policy, contexts), calls)
+    want = _judge_all(base, BASE[0], _build(base, policy, contexts), calls)
     for (argv, c), g, w in zip(calls, got, want, strict=True):
         if g != w:
             where = next(i for i, (x, y) in enumerate(zip(g, w, strict=False)) if x != y)
@@ -542,13 +455,13 @@ def test_long_argv_are_judged_as_before(argv: list[str]) -> None:
 @needs_baseline
 def test_the_comparison_can_fail() -> None:
     """Both sides really judge: different argv differ, the same argv agree."""
-    assert _BASE is not None
+    assert BASE is not None
     new, base = _new_side(), _base_side()
     built_new, built_base = _build(new, None, [{}]), _build(base, None, [{}])
     assert built_new[0] is not built_base[0]
     (n_pods,) = _judge_all(new, new_judge, built_new, [(["get", "pods"], 0)])
     b_pods, b_secrets = _judge_all(
-        base, _BASE[0], built_base, [(["get", "pods"], 0), (["get", "secrets", "-o", "yaml"], 0)]
+        base, BASE[0], built_base, [(["get", "pods"], 0), (["get", "secrets", "-o", "yaml"], 0)]
     )
     assert n_pods == b_pods != b_secrets
 
@@ -724,9 +637,9 @@ def test_the_slot_fast_path_still_runs_post_init_and_keeps_frozen() -> None:
 
 @needs_baseline
 def test_the_slot_fast_path_honours_a_subclass_descriptor() -> None:
-    assert _BASE is not None
+    assert BASE is not None
     outcomes = []
-    for lite in (_BASE[2]["jitkube.dataclass_lite"], sys.modules["jitkube.dataclass_lite"]):
+    for lite in (BASE[2]["jitkube.dataclass_lite"], sys.modules["jitkube.dataclass_lite"]):
 
         @lite.dataclass(frozen=True, slots=True)
         class Base:

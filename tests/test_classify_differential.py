@@ -14,11 +14,9 @@ shallow clone) and without the variable, the module is skipped.
 from __future__ import annotations
 
 import ast
-import contextlib
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
-from enum import IntEnum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,112 +27,14 @@ from hypothesis import strategies as st
 
 import jitkube.judge as new_judge
 import jitkube.policy as new_policy
-from fixtures.baseline import baseline_src
+from fixtures.classify_baseline import BASE, SKIP_REASON
+from fixtures.classify_baseline import judgement as _judgement
+from fixtures.classify_baseline import swapped_modules as _modules
 from jitkube.kubectl import grammar
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-# The classification code before the classify-speed work.
-BASE_COMMIT = "f6601459b62ecff680c86e4e0ef52e6c9483c300"
-_PROBE = Path("jitkube") / "judge.py"
-
-
-BASELINE = baseline_src(BASE_COMMIT, "JITKUBE_CLASSIFY_BASELINE", str(_PROBE), "classify")
-
-pytestmark = pytest.mark.skipif(
-    not BASELINE,
-    reason=f"no baseline classifier: JITKUBE_CLASSIFY_BASELINE unset and commit {BASE_COMMIT[:12]} "
-    "not in this checkout's git history",
-)
-
-
-def _jitkube_modules() -> dict[str, ModuleType]:
-    return {n: m for n, m in sys.modules.items() if n == "jitkube" or n.startswith("jitkube.")}
-
-
-@contextlib.contextmanager
-def _modules(active: dict[str, ModuleType]) -> Iterator[None]:
-    """`active` as the `jitkube` modules while the block runs: the baseline imports some
-    modules lazily (manifests) and must get its own copies."""
-    saved = _jitkube_modules()
-    for name in saved:
-        del sys.modules[name]
-    sys.modules.update(active)
-    try:
-        yield
-    finally:
-        for name in _jitkube_modules():
-            del sys.modules[name]
-        sys.modules.update(saved)
-
-
-def _load_baseline(src: str) -> tuple[ModuleType, ModuleType, dict[str, ModuleType]]:
-    """(`jitkube.judge`, `jitkube.policy`, all its modules) of the copy under `src`,
-    imported beside the current ones."""
-    if not (Path(src) / _PROBE).is_file():
-        raise RuntimeError(f"JITKUBE_CLASSIFY_BASELINE={src}: no {_PROBE} there")
-    loaded: dict[str, ModuleType] = {}
-    sys.path.insert(0, src)
-    try:
-        with _modules({}):
-            import jitkube.judge as base_judge
-            import jitkube.kubectl.manifests  # noqa: F401  (imported lazily by judge)
-            import jitkube.policy as base_policy
-
-            loaded = _jitkube_modules()
-    finally:
-        sys.path.remove(src)
-    for module in loaded.values():
-        if getattr(module, "__file__", None):
-            assert Path(module.__file__ or "").resolve().is_relative_to(Path(src).resolve())
-    return base_judge, base_policy, loaded
-
-
-_BASE = _load_baseline(BASELINE) if BASELINE else None
-
-
-# -- the judgement as plain data
-
-
-def _plain(value: Any) -> Any:
-    """Lite dataclasses, enums and containers as comparable plain data (class names kept:
-    the two copies' classes differ as objects)."""
-    lite = getattr(type(value), "__lite_fields__", None)
-    if lite is not None:
-        return (type(value).__name__, tuple((f.name, _plain(getattr(value, f.name))) for f in lite))
-    if isinstance(value, bool):  # True == 1: keep the type visible
-        return ("bool", value)
-    if isinstance(value, IntEnum):
-        return (type(value).__name__, value.name, int(value))
-    if isinstance(value, tuple | list):
-        return (type(value).__name__, tuple(_plain(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple((_plain(k), _plain(v)) for k, v in value.items()))
-    if isinstance(value, frozenset | set):
-        return (type(value).__name__, tuple(sorted(_plain(v) for v in value)))
-    assert value is None or isinstance(value, str | int | bytes), type(value)
-    return value
-
-
-def _judgement(judge_mod: ModuleType, argv: Sequence[str], ctx: Any, policy: Any) -> Any:
-    try:
-        j = judge_mod.judge(list(argv), ctx, policy, kubectl_path="/nonexistent/kubectl")
-    except Exception as exc:  # a raise must be the same raise
-        return ("raised", type(exc).__name__, str(exc))
-    inv = j.invocation
-    a = j.assessment
-    return (
-        _plain(j),
-        judge_mod.judgement_data(j),
-        # properties the rest of jitkube reads
-        inv.command_name,
-        inv.kinds,
-        inv.names,
-        sorted(a.codes),
-        a.deny_suggested,
-        a.texts,
-        [r.qualified for r in inv.resources],
-    )
+pytestmark = pytest.mark.skipif(BASE is None, reason=SKIP_REASON)
 
 
 # -- policies and contexts, built by each side from the same plain data
@@ -187,17 +87,17 @@ def _setup(policy_mod: ModuleType) -> list[tuple[Any, Any]]:
 
 _NEW_SETUP = _setup(new_policy)
 _BASE_SETUP: list[tuple[Any, Any]] = []
-if _BASE:
-    with _modules(_BASE[2]):
-        _BASE_SETUP = _setup(_BASE[1])
+if BASE:
+    with _modules(BASE[2]):
+        _BASE_SETUP = _setup(BASE[1])
 
 
 def same(argv: Sequence[str], setups: slice = slice(None)) -> None:
-    assert _BASE is not None
+    assert BASE is not None
     for (ctx, policy), (bctx, bpolicy) in zip(_NEW_SETUP[setups], _BASE_SETUP[setups], strict=True):
         got = _judgement(new_judge, argv, ctx, policy)
-        with _modules(_BASE[2]):
-            want = _judgement(_BASE[0], argv, bctx, bpolicy)
+        with _modules(BASE[2]):
+            want = _judgement(BASE[0], argv, bctx, bpolicy)
         if got != want:
             diff = next(
                 (
@@ -258,7 +158,7 @@ def _suite_literals() -> Iterator[list[str]]:
 
 
 def _corpus() -> list[tuple[str, ...]]:
-    if not BASELINE:
+    if BASE is None:
         return []
     seen: dict[tuple[str, ...], None] = {}
     for argv in [*_bench_corpus(), *_help_segments(), *_suite_literals()]:
@@ -280,9 +180,9 @@ def test_corpus_is_large() -> None:
 
 
 def test_the_baseline_is_a_different_copy() -> None:
-    assert _BASE is not None
-    assert _BASE[0].judge is not new_judge.judge
-    assert _BASE[1].Policy is not new_policy.Policy
+    assert BASE is not None
+    assert BASE[0].judge is not new_judge.judge
+    assert BASE[1].Policy is not new_policy.Policy
 
 
 @pytest.mark.parametrize("chunk", range(8))
@@ -293,11 +193,11 @@ def test_corpus_is_judged_identically(chunk: int) -> None:
 
 def test_a_difference_would_be_seen() -> None:
     """The comparison itself can fail: a different argv gives a different judgement."""
-    assert _BASE is not None
+    assert BASE is not None
     ctx, policy = _BASE_SETUP[0]
-    with _modules(_BASE[2]):
-        a = _judgement(_BASE[0], ["get", "pods"], ctx, policy)
-        b = _judgement(_BASE[0], ["get", "secrets", "-o", "yaml"], ctx, policy)
+    with _modules(BASE[2]):
+        a = _judgement(BASE[0], ["get", "pods"], ctx, policy)
+        b = _judgement(BASE[0], ["get", "secrets", "-o", "yaml"], ctx, policy)
     assert a != b
     nctx, npolicy = _NEW_SETUP[0]
     assert _judgement(new_judge, ["get", "pods"], nctx, npolicy) == a
