@@ -66,11 +66,8 @@ class Caller(WarmCaller):
 
 @pytest.fixture
 def caller(tmp_path: Path) -> Iterator[Caller]:
-    who = Caller(tmp_path)
-    try:
+    with Caller(tmp_path) as who:
         yield who
-    finally:
-        who.close()
 
 
 def _same(a: subprocess.CompletedProcess[bytes], b: subprocess.CompletedProcess[bytes]) -> None:

@@ -31,11 +31,8 @@ data:
 
 @pytest.fixture
 def caller(tmp_path: Path) -> Iterator[Caller]:
-    who = Caller(tmp_path)
-    try:
+    with Caller(tmp_path) as who:
         yield who
-    finally:
-        who.close()
 
 
 def test_the_first_call_starts_a_server_and_later_calls_match_in_process_ones(
