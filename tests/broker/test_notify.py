@@ -75,6 +75,13 @@ def _notifier(
     return notifier
 
 
+def _notify(notifier: WebhookNotifier, event: str, payload: dict[str, Any]) -> None:
+    """An event on its own, as the broker stores one with its change: rows, then wake."""
+    rows = notifier.outbox(event, payload)
+    notifier._store.enqueue_notifications(rows)
+    notifier.stored(rows)
+
+
 def _payload(n: int = 1) -> dict[str, Any]:
     return {
         "id": f"ses_{n}",
@@ -109,7 +116,7 @@ def test_slack_webhook_gets_text_and_is_retried_on_server_errors(
 ) -> None:
     hook = hook_factory([500, 503, 200])
     notifier = _notifier(notifiers, [WebhookSettings(url=hook.url)], sqlite_store)
-    notifier.notify("session.requested", _payload())
+    _notify(notifier, "session.requested", _payload())
     assert notifier.join(5)
     assert notifier.delivered == 1
     assert len(hook.bodies) == 3
@@ -128,8 +135,9 @@ def test_what_a_requester_wrote_cannot_ping_the_channel_or_hide_a_link(
     hook = hook_factory([])
     notifier = _notifier(notifiers, [WebhookSettings(url=hook.url)], sqlite_store)
     lure = "<!channel> <https://evil.test/approve|click to approve> & go"
-    notifier.notify("session.requested", {**_payload(), "reason": lure})
-    notifier.notify(
+    _notify(notifier, "session.requested", {**_payload(), "reason": lure})
+    _notify(
+        notifier,
         "command.requested",
         {
             "id": "cmd_1",
@@ -162,7 +170,7 @@ def test_client_errors_are_not_retried_and_attempts_are_bounded(
         [WebhookSettings(url=rejecting.url), WebhookSettings(url=failing.url, max_attempts=3)],
         sqlite_store,
     )
-    notifier.notify("session.requested", _payload())
+    _notify(notifier, "session.requested", _payload())
     assert notifier.join(5)
     assert (len(rejecting.bodies), len(failing.bodies), notifier.failed) == (1, 3, 2)
 
@@ -176,8 +184,8 @@ def test_json_webhooks_get_the_event_and_filters_apply(
         [WebhookSettings(url=hook.url, format="json", events=("session.break_glass",))],
         sqlite_store,
     )
-    notifier.notify("session.requested", _payload())
-    notifier.notify("session.break_glass", _payload())
+    _notify(notifier, "session.requested", _payload())
+    _notify(notifier, "session.break_glass", _payload())
     assert notifier.join(5)
     assert [b["event"] for b in hook.bodies] == ["session.break_glass"]
     assert hook.bodies[0]["cluster"] == "prod"
@@ -225,7 +233,7 @@ def test_a_notification_stored_while_the_receiver_is_down_arrives_when_it_is_bac
     notifier = _notifier(
         notifiers, [WebhookSettings(url=url, max_attempts=20, timeout_seconds=2)], sqlite_store
     )
-    notifier.notify("session.break_glass", _payload())
+    _notify(notifier, "session.break_glass", _payload())
     # Connection refused, then refused again: rescheduled with backoff, not lost.
     assert _wait_for(lambda: _rows(sqlite_store)[0]["attempts"] >= 2)
     row = _rows(sqlite_store)[0]
@@ -292,7 +300,7 @@ def test_rows_survive_a_notifier_that_never_ran(
     url = f"sqlite:///{tmp_path / 'n.db'}"
     first_store = Store.open(url)
     first = _notifier(notifiers, [WebhookSettings(url=hook.url)], first_store, start=False)
-    first.notify("session.requested", _payload())
+    _notify(first, "session.requested", _payload())
     first_store.close()
     second_store = Store.open(url)
     try:
@@ -310,7 +318,7 @@ def test_a_crashed_senders_lease_expires_and_another_process_sends(
     hook = hook_factory([])
     settings = [WebhookSettings(url=hook.url)]
     notifier = _notifier(notifiers, settings, sqlite_store, start=False)
-    notifier.notify("session.requested", _payload())
+    _notify(notifier, "session.requested", _payload())
     [(row_id, _)] = sqlite_store.due_notifications([hook_key(settings[0])], time.time())
     # A sender claims the row and dies before posting (no settle).
     now = time.time()
@@ -345,7 +353,7 @@ def test_a_receiver_that_does_not_speak_http_is_retried_then_given_up(
     url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
     try:
         notifier = _notifier(notifiers, [WebhookSettings(url=url, max_attempts=3)], sqlite_store)
-        notifier.notify("session.requested", _payload())
+        _notify(notifier, "session.requested", _payload())
         assert notifier.join(5)
         [row] = _rows(sqlite_store)
         assert (row["attempts"], row["last_error"]) == (3, "BadStatusLine")
@@ -364,7 +372,7 @@ def test_a_dead_webhook_does_not_hold_up_the_others(
         notifiers, [dead, WebhookSettings(url=healthy.url)], sqlite_store, start=False
     )
     for n in range(60):  # more than one pass's batch, the dead webhook's rows first
-        notifier.notify("session.requested", _payload(n))
+        _notify(notifier, "session.requested", _payload(n))
     notifier.start()
     assert _wait_for(lambda: len(healthy.bodies) == 60, timeout=10)
     # The receiver holds the 60th body a moment before the notifier marks that row
@@ -391,7 +399,7 @@ def test_two_processes_on_one_database_send_each_notification_once(
     try:
         senders = [_notifier(notifiers, settings, s, poll_seconds=0.01) for s in stores]
         for n in range(40):
-            senders[n % 2].notify("session.requested", _payload(n))
+            _notify(senders[n % 2], "session.requested", _payload(n))
         assert all(s.join(20) for s in senders)
         texts = [b["text"] for b in hook.bodies]
         assert len(texts) == 40
@@ -416,7 +424,7 @@ def test_give_up_after_max_attempts_marks_the_row_failed(
     notifier = _notifier(
         notifiers, [WebhookSettings(url=failing.url, max_attempts=4)], sqlite_store, metrics=metrics
     )
-    notifier.notify("command.requested", {"id": "cmd_1", "command": "kubectl delete pod x"})
+    _notify(notifier, "command.requested", {"id": "cmd_1", "command": "kubectl delete pod x"})
     assert notifier.join(5)
     [row] = _rows(sqlite_store)
     assert row["failed_at"] is not None
@@ -446,7 +454,7 @@ def test_metrics_count_delivered_and_pending(
         metrics=metrics,
         backoff_seconds=60,
     )
-    notifier.notify("session.requested", _payload())
+    _notify(notifier, "session.requested", _payload())
     assert _wait_for(lambda: 'result="delivered"} 1.0' in _metrics(metrics))
     assert _wait_for(lambda: "jitkube_broker_notifications_pending 1.0" in _metrics(metrics))
 
@@ -460,10 +468,10 @@ def test_retention_deletes_old_delivered_rows_only(
     notifier = _notifier(
         notifiers, settings, sqlite_store, start=False, clock=clock, retention_seconds=86400
     )
-    notifier.notify("session.requested", _payload(1))
+    _notify(notifier, "session.requested", _payload(1))
     assert notifier.deliver_due() == 1
     clock.advance(3600)
-    notifier.notify("session.requested", _payload(2))
+    _notify(notifier, "session.requested", _payload(2))
     assert notifier.deliver_due() == 1
     gone = WebhookSettings(url="http://127.0.0.1:9/removed-from-config")
     sqlite_store.enqueue_notifications(
@@ -477,7 +485,7 @@ def test_retention_deletes_old_delivered_rows_only(
             }
         ]
     )
-    notifier.notify("session.requested", _payload(3))  # pending: kept whatever its age
+    _notify(notifier, "session.requested", _payload(3))  # pending: kept whatever its age
     clock.advance(86400 - 1800)  # row 1 delivered 24.5 h ago, row 2 23.5 h ago
     assert notifier.purge() == 1
     assert [r["id"] for r in _rows(sqlite_store)] == [2, 3, 4]
@@ -525,7 +533,7 @@ def test_stored_bodies_hold_no_token_or_credential(
             secrets.append(eks["token"])
             made.client.delete(f"/v1/sessions/{sid}", headers=made.auth())
             # The notifier also refuses secret fields a future caller might pass.
-            notifier.notify("session.approved", {"id": sid, "session_token": session_token})
+            _notify(notifier, "session.approved", {"id": sid, "session_token": session_token})
             assert notifier.join(10)
         with store.read() as conn:
             token_hash = conn.execute(sa.select(m.sessions.c.token_hash)).scalar_one()
@@ -558,7 +566,7 @@ def test_a_rate_limited_receiver_is_not_retried_before_its_retry_after(
     hook = WebhookSettings(url=receiver.url, format="json", events=(), max_attempts=5)
     notifier = _notifier(notifiers, [hook], sqlite_store, clock=time.time)
     before = time.time()
-    notifier.notify("session.requested", _payload())
+    _notify(notifier, "session.requested", _payload())
     assert _wait_for(lambda: _rows(sqlite_store)[0]["last_error"] == "HTTP 429")
     row = _rows(sqlite_store)[0]
     # The backoff alone would retry after 0.01 s; the receiver asked for ~3 s.

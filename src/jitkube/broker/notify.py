@@ -242,13 +242,6 @@ class WebhookNotifier:
         if rows:
             self._wake.set()
 
-    def notify(self, event: str, payload: Mapping[str, Any]) -> None:
-        """Store the event on its own (no change to go with it) and wake the thread."""
-        rows = self.outbox(event, payload)
-        if rows:
-            self._store.enqueue_notifications(rows)
-            self.stored(rows)
-
     # -- the delivery thread ----------------------------------------------------------
 
     def start(self) -> None:
